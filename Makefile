@@ -1,0 +1,50 @@
+# groupd-go: Go bindings for corosync (cpg, cman) and the groupd daemon.
+#
+#   make deps          install corosync and its -dev packages (Debian 12; idempotent)
+#   make build         build the binaries into bin/
+#   make test          deps + vet + unit and local-corosync tests (race detector on)
+#   make bench         Go binding against C libcpg, side by side, with ratios
+#   make test-cluster  the multi-node tier in Docker containers
+#   make demo          a 3-node cluster with the daemon on each node
+
+GO       ?= go
+DEB_PKGS := corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcfg-dev \
+            libcorosync-common-dev libqb-dev gcc make pkg-config
+BIN      := bin
+
+.PHONY: all deps build test vet bench test-cluster demo clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet: deps
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 ./...
+
+bench: deps
+	./scripts/bench-cpg
+
+test-cluster: deps
+	./scripts/test-cluster
+
+demo: deps
+	./scripts/demo
+
+clean:
+	rm -rf $(BIN)
