@@ -1,5 +1,6 @@
-// Package cs maps corosync's cs_error_t (corotypes.h) to a Go error type
-// shared by the cpg and cman packages.
+// Package cs holds what the cpg and cman packages share: corosync's
+// cs_error_t (corotypes.h) as a Go error type, and Waiter, which sleeps until
+// a corosync library's descriptor is readable.
 //
 // Every corosync value has a named Go value, so callers can write
 //
