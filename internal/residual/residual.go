@@ -1,0 +1,135 @@
+// Package residual finds dlm and gfs kernel instances left behind by a
+// cluster stack that went away.
+//
+// Such instances are uncontrolled: the daemons that coordinated them are
+// gone, and a node that joins the groupd group while holding them would let
+// other nodes use the same lockspaces and filesystems independently of it.
+// The daemon therefore scans sysfs before it joins, and treats any doubt
+// (a directory it cannot read) as state found.
+package residual
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Kind says which sysfs directory an entry was found in.
+type Kind string
+
+const (
+	KindDLM  Kind = "dlm"  // <root>/sys/kernel/dlm: a dlm lockspace
+	KindGFS  Kind = "gfs"  // <root>/sys/fs/gfs: a gfs filesystem
+	KindGFS2 Kind = "gfs2" // <root>/sys/fs/gfs2: a gfs2 filesystem
+)
+
+// Entry is one kernel instance found by Scan.
+type Entry struct {
+	Kind Kind
+	Name string // the sysfs directory entry: lockspace or "cluster:fsname"
+	Path string // full path, for the log line the caller writes
+	// LockModule is the gfs/gfs2 lock module (lock_dlm, ...); empty for dlm.
+	LockModule string
+}
+
+func (e Entry) String() string {
+	if e.LockModule != "" {
+		return fmt.Sprintf("%s %s (%s) at %s", e.Kind, e.Name, e.LockModule, e.Path)
+	}
+	return fmt.Sprintf("%s %s at %s", e.Kind, e.Name, e.Path)
+}
+
+// nolock is the gfs lock module of a filesystem mounted for one node only.
+const nolock = "lock_nolock"
+
+var dirs = []struct {
+	kind Kind
+	rel  string
+}{
+	{KindDLM, "sys/kernel/dlm"},
+	{KindGFS, "sys/fs/gfs"},
+	{KindGFS2, "sys/fs/gfs2"},
+}
+
+// Scan lists the dlm lockspaces and clustered gfs/gfs2 filesystems under
+// root ("/" on a real system; a temporary directory in tests).
+//
+// A sysfs directory that does not exist means the module is not loaded:
+// nothing there. A directory that exists but cannot be listed, or a gfs
+// entry whose lock module cannot be read, is an error; the caller must not
+// join the cluster then. On error the entries found so far are returned too,
+// so they can still be logged.
+func Scan(root string) ([]Entry, error) {
+	if root == "" {
+		root = "/"
+	}
+	var found []Entry
+	for _, d := range dirs {
+		dir := filepath.Join(root, d.rel)
+		names, err := readDir(dir)
+		if err != nil {
+			return found, err
+		}
+		for _, name := range names {
+			e := Entry{Kind: d.kind, Name: name, Path: filepath.Join(dir, name)}
+			if d.kind != KindDLM {
+				mod, err := lockModule(e.Path)
+				if err != nil {
+					return found, err
+				}
+				if mod == nolock {
+					// Mounted for this node alone: nobody else can share it.
+					continue
+				}
+				e.LockModule = mod
+			}
+			found = append(found, e)
+		}
+	}
+	return found, nil
+}
+
+// readDir returns the names in dir without dot entries. A missing dir is
+// empty; anything else that stops us listing it is an error.
+func readDir(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Only "nothing at that path" means nothing there; a dangling
+		// symlink in its place is something we do not understand.
+		if _, lerr := os.Lstat(dir); errors.Is(lerr, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot list %s, so cannot tell whether dlm/gfs state is left over: %w", dir, err)
+	}
+	var names []string
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		names = append(names, de.Name())
+	}
+	return names, nil
+}
+
+func lockModule(entry string) (string, error) {
+	p := filepath.Join(entry, "lock_module", "proto_name")
+	// A fifo or device here would block or mislead the read; sysfs only
+	// has regular files, so anything else is a reason for doubt.
+	if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file, so cannot tell whether %s is clustered", p, entry)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the lock module of %s, so cannot tell whether it is clustered: %w", entry, err)
+	}
+	mod := strings.TrimSpace(string(b))
+	if mod == "" {
+		return "", fmt.Errorf("%s is empty, so cannot tell whether %s is clustered", p, entry)
+	}
+	return mod, nil
+}
