@@ -1,0 +1,278 @@
+// Package selffence carries out the residual-state policy on our own node:
+// kill it from the cluster and run the self-fence command.
+//
+// The command is a template, not a shell line: it is split into arguments
+// once, and {name} and {nodeid} are substituted inside each argument, so a
+// node name can never inject shell syntax. A shell is still available by
+// writing one: sh -c '...'.
+package selffence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/groupd-go/groupd/internal/residual"
+)
+
+// DefaultCommand fences our node through the configured fence agents.
+const DefaultCommand = "fence_node -O {name}"
+
+// MaxOutput bounds the command output kept in a Result; the tail is kept,
+// since that is where tools say what went wrong.
+const MaxOutput = 64 << 10
+
+// ErrNotFound is returned (wrapped) when the command's program does not exist.
+var ErrNotFound = errors.New("self-fence command not found")
+
+// Template is a parsed self-fence command line.
+type Template struct {
+	raw  string
+	args []string
+}
+
+var placeholder = regexp.MustCompile(`\{[a-z]+\}`)
+
+// ParseTemplate splits s into arguments. Single quotes keep everything
+// literal; double quotes and backslashes work as in a shell, without
+// expansions. Placeholders are {name} (our node name) and {nodeid}; any
+// other lowercase {word} is rejected, so a typo is caught at startup rather
+// than when fencing is needed.
+func ParseTemplate(s string) (Template, error) {
+	args, err := split(s)
+	if err != nil {
+		return Template{}, fmt.Errorf("self-fence command %q: %w", s, err)
+	}
+	if len(args) == 0 {
+		return Template{}, fmt.Errorf("self-fence command is empty")
+	}
+	for _, a := range args {
+		for _, p := range placeholder.FindAllString(a, -1) {
+			if p != "{name}" && p != "{nodeid}" {
+				return Template{}, fmt.Errorf("self-fence command %q: unknown placeholder %s (want {name} or {nodeid})", s, p)
+			}
+		}
+	}
+	return Template{raw: s, args: args}, nil
+}
+
+// String returns the template as it was written.
+func (t Template) String() string { return t.raw }
+
+// Expand substitutes our node's name and id.
+func (t Template) Expand(name string, nodeid uint32) []string {
+	r := strings.NewReplacer("{name}", name, "{nodeid}", strconv.FormatUint(uint64(nodeid), 10))
+	out := make([]string, len(t.args))
+	for i, a := range t.args {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+// usesName reports whether an empty node name would reach the command.
+func (t Template) usesName() bool { return strings.Contains(strings.Join(t.args, " "), "{name}") }
+
+// Check verifies the program exists, so a daemon can refuse to start with a
+// missing command long before it has to fence itself.
+func (t Template) Check() error {
+	if len(t.args) == 0 {
+		return fmt.Errorf("self-fence command is empty")
+	}
+	_, err := lookPath(t.args[0])
+	return err
+}
+
+func lookPath(prog string) (string, error) {
+	p, err := exec.LookPath(prog)
+	if err != nil {
+		if strings.Contains(prog, "/") {
+			return "", fmt.Errorf("%w: %s: %v", ErrNotFound, prog, err)
+		}
+		return "", fmt.Errorf("%w: %q is not in PATH (%s); install it or configure another command", ErrNotFound, prog, os.Getenv("PATH"))
+	}
+	return p, nil
+}
+
+// Result describes one run of the command.
+type Result struct {
+	Argv []string
+	// ExitCode is the exit status, or -1 when the command did not start
+	// or was ended by a signal.
+	ExitCode  int
+	Output    []byte // stdout and stderr interleaved, at most MaxOutput
+	Truncated bool   // earlier output was dropped to respect MaxOutput
+	Duration  time.Duration
+}
+
+// Run runs the command for our node and waits for it. ctx bounds the run;
+// when it ends the command is killed. A non-nil error means fencing cannot
+// be assumed to have happened: not found, did not start, non-zero exit,
+// killed. The Result is filled in as far as the run got, for the log.
+func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, error) {
+	if len(t.args) == 0 {
+		return Result{ExitCode: -1}, fmt.Errorf("self-fence command is empty")
+	}
+	if name == "" && t.usesName() {
+		return Result{ExitCode: -1}, fmt.Errorf("self-fence command %q needs our node name, which is unknown", t.raw)
+	}
+	argv := t.Expand(name, nodeid)
+	res := Result{Argv: argv, ExitCode: -1}
+	path, err := lookPath(argv[0])
+	if err != nil {
+		return res, err
+	}
+	out := &tail{max: MaxOutput}
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Stdout = out
+	cmd.Stderr = out
+	// A grandchild that keeps our pipes open must not hold us forever.
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	err = cmd.Run()
+	res.Duration = time.Since(start)
+	res.Output, res.Truncated = out.bytes()
+	if cmd.ProcessState != nil {
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	switch {
+	case err == nil:
+		return res, nil
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("self-fence command %s stopped: %w", quote(argv), ctx.Err())
+	case res.ExitCode > 0:
+		return res, fmt.Errorf("self-fence command %s exited with status %d", quote(argv), res.ExitCode)
+	default:
+		return res, fmt.Errorf("self-fence command %s: %w", quote(argv), err)
+	}
+}
+
+func quote(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Killer removes a node from the cluster (cman kill).
+type Killer interface {
+	KillNode(nodeid uint32, reason string) error
+}
+
+// Outcome is what Execute did, for the caller to log.
+type Outcome struct {
+	Policy  residual.Policy
+	Killed  bool  // the kill was requested and succeeded
+	KillErr error // the kill failed
+	Ran     bool  // the command was run (it may still have failed)
+	Result  Result
+	CmdErr  error // the command could not be run or failed
+}
+
+// Err joins the failures of the outcome, nil when all that the policy asked
+// for was done. Under every policy but stay the daemon exits non-zero
+// anyway, without joining.
+func (o Outcome) Err() error { return errors.Join(o.KillErr, o.CmdErr) }
+
+// Execute applies policy p to our node after residual state was found:
+// kill our node (fence, kick), then run the command (fence). The command
+// runs even when the kill failed, since fencing is what actually protects
+// the other nodes. Under stay nothing is done here; the caller simply
+// never joins the group.
+func Execute(ctx context.Context, p residual.Policy, k Killer, t Template, name string, nodeid uint32) Outcome {
+	o := Outcome{Policy: p}
+	if p.Kills() {
+		if err := k.KillNode(nodeid, "residual dlm/gfs kernel state found at startup"); err != nil {
+			o.KillErr = fmt.Errorf("kill our node %d (%s) from the cluster: %w", nodeid, name, err)
+		} else {
+			o.Killed = true
+		}
+	}
+	if p.RunsCommand() {
+		o.Ran = true
+		o.Result, o.CmdErr = Run(ctx, t, name, nodeid)
+	}
+	return o
+}
+
+// tail is an io.Writer keeping the last max bytes written to it.
+type tail struct {
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if over := w.buf.Len() - w.max; over > 0 {
+		w.buf.Next(over)
+		w.truncated = true
+	}
+	return len(p), nil
+}
+
+func (w *tail) bytes() ([]byte, bool) {
+	return bytes.Clone(w.buf.Bytes()), w.truncated
+}
+
+// split breaks a command line into arguments with shell-like quoting.
+func split(s string) ([]string, error) {
+	var (
+		args  []string
+		cur   strings.Builder
+		inArg bool
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated single quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inArg = true
+		case c == '"':
+			inArg = true
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte(`"\$`+"`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New("unterminated double quote")
+			}
+		case c == '\\':
+			if i+1 >= len(s) {
+				return nil, errors.New("trailing backslash")
+			}
+			i++
+			cur.WriteByte(s[i])
+			inArg = true
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}
