@@ -319,6 +319,17 @@ func Tool(name string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// Stop stops the package's corosync if it runs, so that a test can see
+// what a client sees when there is none.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	if current != nil {
+		current.stop()
+		current = nil
+	}
+}
+
 var uniq struct {
 	sync.Mutex
 	n int
