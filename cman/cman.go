@@ -1,0 +1,485 @@
+package cman
+
+/*
+#cgo pkg-config: libquorum libvotequorum libcmap libcfg
+#include "glue.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/groupd-go/groupd/cs"
+	"golang.org/x/sys/unix"
+)
+
+// ErrClosed is returned by the methods of a Cluster after Close.
+var ErrClosed = errors.New("cman: cluster connection closed")
+
+// droppedCallbacks counts callbacks that arrived for no live Cluster.
+var droppedCallbacks atomic.Uint64
+
+// Cluster is a connection to the local corosync: one handle each of
+// libquorum, libvotequorum, libcmap and libcfg, and a goroutine that
+// dispatches the quorum handle's notifications into the Events channel.
+//
+// All methods may be called from any goroutine. Calls into corosync are
+// serialized on the Cluster (each takes a few local IPC round trips).
+type Cluster struct {
+	// mu serializes every C call on the handles, including
+	// quorum_dispatch, and guards closed. It is never held while waiting
+	// for the fd or for the consumer.
+	mu     sync.Mutex
+	closed bool
+
+	quorum    C.quorum_handle_t
+	votequora C.votequorum_handle_t
+	cmap      C.cmap_handle_t
+	cfg       C.corosync_cfg_handle_t
+
+	self   cgo.Handle // the quorum context: finds c in the trampolines
+	nodeID uint32
+	fd     int
+	waiter *cs.Waiter
+	events *queue
+
+	dispatchDone chan struct{}
+
+	// Touched only by the dispatch goroutine (the trampolines run inside
+	// its quorum_dispatch call).
+	sawMembership, sawQuorum bool
+	callbackErr              error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// notRunning wraps the error of a first call that fails because there is
+// no corosync to talk to.
+func notRunning(call string, err error) error {
+	if errors.Is(err, cs.ErrLibrary) {
+		return fmt.Errorf("cman: %s: corosync is not running or not reachable: %w", call, err)
+	}
+	return fmt.Errorf("cman: %s: %w", call, err)
+}
+
+// Open connects to the local corosync. It wraps quorum_model_initialize
+// (QUORUM_MODEL_V1), votequorum_initialize, cmap_initialize,
+// corosync_cfg_initialize, corosync_cfg_local_get, quorum_fd_get and
+// quorum_trackstart(CS_TRACK_CURRENT|CS_TRACK_CHANGES), and starts the
+// goroutines that feed Events.
+//
+// When corosync is not running Open fails with an error wrapping
+// cs.ErrLibrary. corosync must use votequorum as its quorum provider.
+// Call Close when done, also after corosync went away.
+func Open() (*Cluster, error) {
+	c := &Cluster{
+		events:       newQueue(),
+		dispatchDone: make(chan struct{}),
+	}
+	c.self = cgo.NewHandle(c)
+	ok := false
+	defer func() {
+		if !ok {
+			c.finalize()
+			c.self.Delete()
+		}
+	}()
+
+	var quorumType C.uint32_t
+	if err := cs.Result(int(C.cman_quorum_open(&c.quorum, C.uintptr_t(c.self), &quorumType))); err != nil {
+		c.quorum = 0
+		return nil, notRunning("quorum_model_initialize", err)
+	}
+	if err := cs.Result(int(C.votequorum_initialize(&c.votequora, nil))); err != nil {
+		c.votequora = 0
+		return nil, notRunning("votequorum_initialize (is the quorum provider corosync_votequorum?)", err)
+	}
+	if err := cs.Result(int(C.cmap_initialize(&c.cmap))); err != nil {
+		c.cmap = 0
+		return nil, notRunning("cmap_initialize", err)
+	}
+	if err := cs.Result(int(C.corosync_cfg_initialize(&c.cfg, nil))); err != nil {
+		c.cfg = 0
+		return nil, notRunning("corosync_cfg_initialize", err)
+	}
+	var id C.uint
+	if err := cs.Result(int(C.corosync_cfg_local_get(c.cfg, &id))); err != nil {
+		return nil, notRunning("corosync_cfg_local_get", err)
+	}
+	c.nodeID = uint32(id)
+
+	var fd C.int
+	if err := cs.Result(int(C.quorum_fd_get(c.quorum, &fd))); err != nil {
+		return nil, notRunning("quorum_fd_get", err)
+	}
+	c.fd = int(fd)
+	w, err := cs.NewWaiter(c.fd)
+	if err != nil {
+		return nil, fmt.Errorf("cman: watch the quorum fd: %w", err)
+	}
+	c.waiter = w
+	// CS_TRACK_CURRENT queues the current state (a nodelist and a quorum
+	// notification) ahead of any change, so every stream starts with a
+	// full picture; CS_TRACK_CHANGES keeps the changes coming.
+	if err := cs.Result(int(C.quorum_trackstart(c.quorum, C.CS_TRACK_CURRENT|C.CS_TRACK_CHANGES))); err != nil {
+		return nil, notRunning("quorum_trackstart", err)
+	}
+
+	ok = true
+	go c.events.run()
+	go c.dispatch()
+	return c, nil
+}
+
+// finalize releases the C handles (quorum_finalize, votequorum_finalize,
+// cmap_finalize, corosync_cfg_finalize). The dispatch goroutine must have
+// stopped or never started.
+func (c *Cluster) finalize() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.waiter != nil {
+		c.waiter.Close()
+	}
+	var errs []error
+	if c.quorum != 0 {
+		if err := cs.Result(int(C.quorum_finalize(c.quorum))); err != nil {
+			errs = append(errs, fmt.Errorf("cman: quorum_finalize: %w", err))
+		}
+		c.quorum = 0
+	}
+	if c.votequora != 0 {
+		if err := cs.Result(int(C.votequorum_finalize(c.votequora))); err != nil {
+			errs = append(errs, fmt.Errorf("cman: votequorum_finalize: %w", err))
+		}
+		c.votequora = 0
+	}
+	if c.cmap != 0 {
+		if err := cs.Result(int(C.cmap_finalize(c.cmap))); err != nil {
+			errs = append(errs, fmt.Errorf("cman: cmap_finalize: %w", err))
+		}
+		c.cmap = 0
+	}
+	if c.cfg != 0 {
+		if err := cs.Result(int(C.corosync_cfg_finalize(c.cfg))); err != nil {
+			errs = append(errs, fmt.Errorf("cman: corosync_cfg_finalize: %w", err))
+		}
+		c.cfg = 0
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops event delivery and disconnects from corosync: it stops the
+// dispatch goroutine, waits for it, closes the Events channel (dropping
+// events not yet received, without a terminal error event) and only then
+// finalizes the C handles.
+//
+// Close may be called from any goroutine, also while events are being
+// delivered or received, and more than once: every call returns after the
+// first has finished, with its result. The corosync library's own errors
+// from finalizing are returned joined; they leave nothing to clean up.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true // a dispatch about to start will not
+		c.mu.Unlock()
+		c.waiter.Close() // wakes a dispatch goroutine that waits
+		<-c.dispatchDone
+		c.events.abandon()
+		c.closeErr = c.finalize()
+		c.self.Delete()
+	})
+	return c.closeErr
+}
+
+// Events returns the stream of membership and quorum changes, the same
+// channel on every call.
+//
+// It starts with the state at Open: an Initial membership event and an
+// Initial quorum event. Then every nodelist and quorum notification of
+// corosync follows, in corosync's order, as one stream. Events wait in an
+// unbounded queue until received, so a slow consumer loses none and sees
+// them in order; memory grows while it lags.
+//
+// If the connection to corosync is lost (corosync exited or was killed),
+// the last event is an EventError whose Err wraps a cs.Error, and the
+// channel is closed. After Close the channel is closed with no such event.
+func (c *Cluster) Events() <-chan Event { return c.events.out }
+
+// dispatch waits for the quorum fd and runs quorum_dispatch(CS_DISPATCH_ALL)
+// until Close or until the connection is lost.
+func (c *Cluster) dispatch() {
+	defer close(c.dispatchDone)
+	for {
+		if err := c.waiter.Wait(); err != nil {
+			if errors.Is(err, cs.ErrClosed) {
+				return
+			}
+			c.fail(fmt.Errorf("cman: wait for the quorum fd: %w", err))
+			return
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		err := cs.Result(int(C.quorum_dispatch(c.quorum, C.CS_DISPATCH_ALL)))
+		c.mu.Unlock()
+		if c.callbackErr != nil {
+			c.fail(c.callbackErr)
+			return
+		}
+		if err != nil {
+			c.fail(fmt.Errorf("cman: quorum_dispatch: corosync connection lost: %w", err))
+			return
+		}
+		// A dead corosync leaves the fd hung up for good. Whatever
+		// quorum_dispatch made of it, waiting again would wake at once,
+		// forever: stop here.
+		if hungUp(c.fd) {
+			c.fail(fmt.Errorf("cman: quorum fd hung up: corosync connection lost: %w", cs.ErrLibrary))
+			return
+		}
+	}
+}
+
+// hungUp reports whether fd has been hung up or is in error, without
+// waiting.
+func hungUp(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(p, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+	}
+}
+
+// fail ends the stream with a terminal error event.
+func (c *Cluster) fail(err error) {
+	c.events.push(Event{Kind: EventError, Members: []uint32{}, Joined: []uint32{}, Left: []uint32{}, Err: err})
+	c.events.finish()
+}
+
+// callbackFailed records a trampoline's panic; dispatch ends the stream
+// with it once quorum_dispatch returns.
+func (c *Cluster) callbackFailed(err error) {
+	if c.callbackErr == nil {
+		c.callbackErr = err
+	}
+}
+
+// onNodelist handles a quorum_v1_nodelist_notification_fn_t call.
+func (c *Cluster) onNodelist(ring RingID, members, joined, left []uint32) {
+	if c.callbackErr != nil {
+		return // the stream ends at the first failure: no gaps
+	}
+	c.events.push(Event{Kind: EventMembership, Initial: !c.sawMembership, Ring: ring,
+		Members: members, Joined: joined, Left: left})
+	c.sawMembership = true
+}
+
+// onQuorum handles a quorum_v1_quorum_notification_fn_t call.
+func (c *Cluster) onQuorum(quorate bool, ring RingID, members []uint32) {
+	if c.callbackErr != nil {
+		return
+	}
+	c.events.push(Event{Kind: EventQuorum, Initial: !c.sawQuorum, Ring: ring,
+		Members: members, Joined: []uint32{}, Left: []uint32{}, Quorate: quorate})
+	c.sawQuorum = true
+}
+
+// lock takes mu for a C call, or returns ErrClosed.
+func (c *Cluster) lock() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// NodeID returns our node id, read with corosync_cfg_local_get at Open.
+// Safe from any goroutine, also after Close.
+func (c *Cluster) NodeID() uint32 { return c.nodeID }
+
+// Quorate asks corosync whether the cluster is quorate
+// (quorum_getquorate). Safe from any goroutine.
+func (c *Cluster) Quorate() (bool, error) {
+	if err := c.lock(); err != nil {
+		return false, err
+	}
+	defer c.mu.Unlock()
+	var q C.int
+	if err := cs.Result(int(C.quorum_getquorate(c.quorum, &q))); err != nil {
+		return false, fmt.Errorf("cman: quorum_getquorate: %w", err)
+	}
+	return q != 0, nil
+}
+
+// QuorumInfo is votequorum's view of the cluster's votes, as
+// corosync-quorumtool -s shows it.
+type QuorumInfo struct {
+	Quorate         bool   `json:"quorate"`
+	ExpectedVotes   uint32 `json:"expected_votes"`
+	HighestExpected uint32 `json:"highest_expected"`
+	TotalVotes      uint32 `json:"total_votes"`
+	// Quorum is the number of votes needed to be quorate.
+	Quorum  uint32 `json:"quorum"`
+	TwoNode bool   `json:"two_node"`
+}
+
+// Quorum returns votequorum's view of the votes, from votequorum_getinfo
+// for our node. Safe from any goroutine.
+func (c *Cluster) Quorum() (QuorumInfo, error) {
+	if err := c.lock(); err != nil {
+		return QuorumInfo{}, err
+	}
+	defer c.mu.Unlock()
+	var info C.struct_votequorum_info
+	if err := cs.Result(int(C.votequorum_getinfo(c.votequora, C.uint(c.nodeID), &info))); err != nil {
+		return QuorumInfo{}, fmt.Errorf("cman: votequorum_getinfo node %d: %w", c.nodeID, err)
+	}
+	return QuorumInfo{
+		Quorate:         info.flags&C.VOTEQUORUM_INFO_QUORATE != 0,
+		ExpectedVotes:   uint32(info.node_expected_votes),
+		HighestExpected: uint32(info.highest_expected),
+		TotalVotes:      uint32(info.total_votes),
+		Quorum:          uint32(info.quorum),
+		TwoNode:         info.flags&C.VOTEQUORUM_INFO_TWONODE != 0,
+	}, nil
+}
+
+// KillNode asks corosync to remove a node from the cluster: the node's
+// corosync exits, logging reason (corosync_cfg_kill_node). Killing our own
+// node makes our corosync exit; the Events stream then ends with its
+// terminal error. Safe from any goroutine.
+func (c *Cluster) KillNode(nodeID uint32, reason string) error {
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	cr := C.CString(reason)
+	defer C.free(unsafe.Pointer(cr))
+	if err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr))); err != nil {
+		return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w", nodeID, err)
+	}
+	return nil
+}
+
+// Nodes returns every node of the cmap nodelist (nodelist.node.X.*), in
+// nodelist order, with votequorum's state and votes for each
+// (votequorum_getinfo). Safe from any goroutine.
+//
+// A node is a Member when votequorum counts it as one. For a node
+// votequorum has never seen, Votes is its configured quorum_votes (1 when
+// not set). Names fall back as documented on Node.
+func (c *Cluster) Nodes() ([]Node, error) {
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	keys, err := c.cmapPrefix("nodelist.node.")
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := parseNodelist(keys)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		n.Local = n.ID == c.nodeID
+		if n.ID == 0 {
+			continue
+		}
+		var info C.struct_votequorum_info
+		err := cs.Result(int(C.votequorum_getinfo(c.votequora, C.uint(n.ID), &info)))
+		switch {
+		case err == nil:
+			n.Member = info.node_state == C.VOTEQUORUM_NODESTATE_MEMBER
+			n.Votes = uint32(info.node_votes)
+		case errors.Is(err, cs.ErrNotExist):
+			// Configured, never seen: keep the configured votes.
+		default:
+			return nil, fmt.Errorf("cman: votequorum_getinfo node %d: %w", n.ID, err)
+		}
+	}
+	return nodes, nil
+}
+
+// LocalNode returns our entry of Nodes. If the nodelist has no entry with
+// our id, it returns a Node with our id and the fallback name.
+// Safe from any goroutine.
+func (c *Cluster) LocalNode() (Node, error) {
+	nodes, err := c.Nodes()
+	if err != nil {
+		return Node{}, err
+	}
+	for _, n := range nodes {
+		if n.Local {
+			return n, nil
+		}
+	}
+	return Node{ID: c.nodeID, Name: fallbackName(c.nodeID), Addresses: []string{}, Local: true}, nil
+}
+
+// cmapPrefix reads every key under prefix with its value formatted as text
+// (integers in decimal), using cmap_iter_init, cmap_iter_next,
+// cmap_get_string and the cmap_get_* integer getters. mu must be held.
+func (c *Cluster) cmapPrefix(prefix string) (map[string]string, error) {
+	cprefix := C.CString(prefix)
+	defer C.free(unsafe.Pointer(cprefix))
+	var iter C.cmap_iter_handle_t
+	if err := cs.Result(int(C.cmap_iter_init(c.cmap, cprefix, &iter))); err != nil {
+		return nil, fmt.Errorf("cman: cmap_iter_init %q: %w", prefix, err)
+	}
+	defer C.cmap_iter_finalize(c.cmap, iter)
+
+	buf := (*C.char)(C.malloc(C.CMAP_KEYNAME_MAXLEN + 1))
+	defer C.free(unsafe.Pointer(buf))
+	out := make(map[string]string)
+	for {
+		var size C.size_t
+		var typ C.cmap_value_types_t
+		err := cs.Result(int(C.cmap_iter_next(c.cmap, iter, buf, &size, &typ)))
+		if errors.Is(err, cs.ErrNoSections) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cman: cmap_iter_next %q: %w", prefix, err)
+		}
+		key := C.GoString(buf)
+		switch typ {
+		case C.CMAP_VALUETYPE_STRING:
+			var s *C.char
+			if err := cs.Result(int(C.cmap_get_string(c.cmap, buf, &s))); err != nil {
+				return nil, fmt.Errorf("cman: cmap_get_string %q: %w", key, err)
+			}
+			out[key] = C.GoString(s)
+			C.free(unsafe.Pointer(s))
+		case C.CMAP_VALUETYPE_INT8, C.CMAP_VALUETYPE_UINT8, C.CMAP_VALUETYPE_INT16, C.CMAP_VALUETYPE_UINT16,
+			C.CMAP_VALUETYPE_INT32, C.CMAP_VALUETYPE_UINT32, C.CMAP_VALUETYPE_INT64, C.CMAP_VALUETYPE_UINT64:
+			var v C.int64_t
+			if err := cs.Result(int(C.cman_cmap_get_int(c.cmap, buf, typ, &v))); err != nil {
+				return nil, fmt.Errorf("cman: cmap_get %q: %w", key, err)
+			}
+			if typ == C.CMAP_VALUETYPE_UINT64 {
+				out[key] = strconv.FormatUint(uint64(v), 10)
+			} else {
+				out[key] = strconv.FormatInt(int64(v), 10)
+			}
+		default:
+			// Floats and binary values are not part of a nodelist entry
+			// this package reads.
+		}
+	}
+}
