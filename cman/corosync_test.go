@@ -1,0 +1,380 @@
+package cman
+
+// Local-corosync tier: a private single-node corosync from corotest.
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/groupd-go/groupd/cs"
+	"github.com/groupd-go/groupd/internal/corotest"
+)
+
+func open(t *testing.T) *Cluster {
+	t.Helper()
+	c, err := Open()
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func tool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := corotest.Tool(name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func next(t *testing.T, c *Cluster) Event {
+	t.Helper()
+	select {
+	case e, ok := <-c.Events():
+		if !ok {
+			t.Fatal("event stream closed")
+		}
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+	}
+	panic("unreachable")
+}
+
+func TestLocalNode(t *testing.T) {
+	corotest.Start(t)
+	c := open(t)
+	if c.NodeID() != corotest.NodeID {
+		t.Errorf("NodeID = %d, want %d", c.NodeID(), corotest.NodeID)
+	}
+	n, err := c.LocalNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Node{ID: corotest.NodeID, Name: corotest.NodeName, Addresses: []string{"127.0.0.1"}, Member: true, Votes: 1, Local: true}
+	if fmt.Sprint(n) != fmt.Sprint(want) {
+		t.Errorf("LocalNode = %+v, want %+v", n, want)
+	}
+}
+
+// quorumtoolLine is a row of corosync-quorumtool -l: "  1   1 node1 (local)".
+var quorumtoolLine = regexp.MustCompile(`^\s*(\d+)\s+(\d+)\s+(\S+)(\s+\(local\))?\s*$`)
+
+func TestNodesMatchTools(t *testing.T) {
+	corotest.Start(t)
+	c := open(t)
+	nodes, err := c.Nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[uint32]Node{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+
+	// corosync-quorumtool -l lists the members with votes and names.
+	out := tool(t, "corosync-quorumtool", "-l")
+	members := 0
+	for _, line := range strings.Split(out, "\n") {
+		m := quorumtoolLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		members++
+		id, _ := strconv.ParseUint(m[1], 10, 32)
+		votes, _ := strconv.ParseUint(m[2], 10, 32)
+		n, ok := byID[uint32(id)]
+		switch {
+		case !ok:
+			t.Errorf("quorumtool lists node %d, Nodes does not", id)
+		case !n.Member || n.Votes != uint32(votes) || n.Name != m[3] || n.Local != (m[4] != ""):
+			t.Errorf("quorumtool: %q; Nodes: %+v", strings.TrimSpace(line), n)
+		}
+	}
+	if members == 0 {
+		t.Fatalf("no member rows in corosync-quorumtool -l output:\n%s", out)
+	}
+	for _, n := range nodes {
+		if n.Member {
+			members--
+		}
+	}
+	if members != 0 {
+		t.Errorf("Nodes has a different number of members than corosync-quorumtool -l:\n%s\n%+v", out, nodes)
+	}
+
+	// corosync-cmapctl nodelist shows the raw nodelist.
+	out = tool(t, "corosync-cmapctl", "nodelist")
+	kv := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		key, val, ok := strings.Cut(line, " = ")
+		if !ok {
+			continue
+		}
+		key, _, _ = strings.Cut(key, " (")
+		kv[key] = val
+	}
+	if len(nodes) == 0 {
+		t.Fatalf("Nodes is empty; cmapctl says:\n%s", out)
+	}
+	for pos, n := range nodes {
+		prefix := fmt.Sprintf("nodelist.node.%d.", pos)
+		if got := kv[prefix+"nodeid"]; got != fmt.Sprint(n.ID) {
+			t.Errorf("%snodeid = %q, Nodes[%d].ID = %d", prefix, got, pos, n.ID)
+		}
+		wantName, ok := kv[prefix+"name"]
+		if !ok {
+			wantName = kv[prefix+"ring0_addr"] // the documented fallback
+		}
+		if wantName != n.Name {
+			t.Errorf("cmapctl says node %d is %q, Nodes[%d].Name = %q", n.ID, wantName, pos, n.Name)
+		}
+		for link, addr := range n.Addresses {
+			if got := kv[fmt.Sprintf("%sring%d_addr", prefix, link)]; got != addr {
+				t.Errorf("%sring%d_addr = %q, Nodes[%d].Addresses[%d] = %q", prefix, link, got, pos, link, addr)
+			}
+		}
+		if kv[fmt.Sprintf("%sring%d_addr", prefix, len(n.Addresses))] != "" {
+			t.Errorf("cmapctl has more addresses for node %d than %v", n.ID, n.Addresses)
+		}
+	}
+	if kv[fmt.Sprintf("nodelist.node.%d.nodeid", len(nodes))] != "" {
+		t.Errorf("cmapctl has more nodes than Nodes:\n%s", out)
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	corotest.Start(t)
+	c := open(t)
+	quorate, err := c.Quorate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !quorate {
+		t.Error("a one-node cluster with one expected vote is not quorate")
+	}
+	q, err := c.Quorum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.Quorate {
+		t.Errorf("Quorum() = %+v, not quorate", q)
+	}
+
+	out := tool(t, "corosync-quorumtool", "-s")
+	field := func(name string) uint32 {
+		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no %q in corosync-quorumtool -s:\n%s", name, out)
+		}
+		v, _ := strconv.ParseUint(m[1], 10, 32)
+		return uint32(v)
+	}
+	for _, f := range []struct {
+		name string
+		got  uint32
+	}{
+		{"Expected votes", q.ExpectedVotes},
+		{"Highest expected", q.HighestExpected},
+		{"Total votes", q.TotalVotes},
+		{"Quorum", q.Quorum},
+	} {
+		if want := field(f.name); f.got != want {
+			t.Errorf("%s: got %d, corosync-quorumtool -s says %d", f.name, f.got, want)
+		}
+	}
+	if !strings.Contains(out, "Quorate:          Yes") {
+		t.Errorf("corosync-quorumtool -s does not say quorate:\n%s", out)
+	}
+}
+
+// The stream starts with the current state: our one-node membership, with
+// the ring id corosync-quorumtool shows, then quorate.
+func TestInitialEvents(t *testing.T) {
+	corotest.Start(t)
+	c := open(t)
+	m := next(t, c)
+	if m.Kind != EventMembership || !m.Initial || fmt.Sprint(m.Members) != "[1]" || len(m.Joined) != 0 || len(m.Left) != 0 {
+		t.Errorf("first event = %v (initial %v), want the initial membership [1]", m, m.Initial)
+	}
+	q := next(t, c)
+	if q.Kind != EventQuorum || !q.Initial || !q.Quorate || q.Ring != m.Ring || fmt.Sprint(q.Members) != "[1]" {
+		t.Errorf("second event = %v (initial %v), want initial quorate on ring %s", q, q.Initial, m.Ring)
+	}
+	out := tool(t, "corosync-quorumtool", "-s")
+	if !strings.Contains(out, "Ring ID:          "+m.Ring.String()+"\n") {
+		t.Errorf("ring id %s not in corosync-quorumtool -s:\n%s", m.Ring, out)
+	}
+	select {
+	case e := <-c.Events():
+		t.Errorf("unexpected third event %v", e)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestCloseTwiceAndAfter(t *testing.T) {
+	corotest.Start(t)
+	c, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close again: %v", err)
+	}
+	for e := range c.Events() {
+		t.Errorf("event %v after Close", e)
+	}
+	if _, err := c.Quorate(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Quorate after Close: %v, want ErrClosed", err)
+	}
+	if _, err := c.Nodes(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Nodes after Close: %v, want ErrClosed", err)
+	}
+	if err := c.KillNode(corotest.NodeID, "after close"); !errors.Is(err, ErrClosed) {
+		t.Errorf("KillNode after Close: %v, want ErrClosed", err)
+	}
+	if c.NodeID() != corotest.NodeID {
+		t.Errorf("NodeID after Close = %d", c.NodeID())
+	}
+}
+
+// Close from the consumer, from another goroutine, before, during and
+// after delivery, while other Clusters and calls are busy: every Close
+// returns and every stream closes.
+func TestCloseWhileEventsFlow(t *testing.T) {
+	corotest.Start(t)
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Open()
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				n := 0
+				for range c.Events() {
+					n++
+					if i%3 == 0 && n == 1 {
+						c.Close() // from the consumer, mid-stream
+					}
+				}
+			}()
+			switch i % 3 {
+			case 1:
+				// immediately, racing the first dispatch
+			case 2:
+				c.Nodes()
+				c.Quorate()
+			}
+			if i%3 != 0 {
+				c.Close()
+			}
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Errorf("cluster %d: stream not closed 5s after Close", i)
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Killing our own node makes our corosync exit; the stream then ends with
+// the terminal error within a second and nothing spins afterwards.
+func TestKillOwnNode(t *testing.T) {
+	n := corotest.Start(t)
+	c := open(t)
+	next(t, c) // initial membership
+	next(t, c) // initial quorum
+
+	err := c.KillNode(c.NodeID(), "cman test kills its own node")
+	if err != nil && !errors.Is(err, cs.ErrLibrary) {
+		// corosync may exit before it answers; anything else is wrong.
+		t.Fatalf("KillNode(self): %v", err)
+	}
+	select {
+	case <-n.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("corosync still runs 10s after KillNode(self):\n%s", n.Log())
+	}
+	exited := time.Now()
+	if !strings.Contains(n.Log(), "cman test kills its own node") {
+		t.Errorf("corosync's log lacks the kill reason:\n%s", n.Log())
+	}
+
+	var last Event
+	timeout := time.After(time.Second)
+	for closed := false; !closed; {
+		select {
+		case e, ok := <-c.Events():
+			if !ok {
+				closed = true
+				break
+			}
+			if last.Kind == EventError {
+				t.Errorf("event %v after the terminal error", e)
+			}
+			last = e
+		case <-timeout:
+			t.Fatalf("stream not closed within 1s of corosync's exit; last event %v", last)
+		}
+	}
+	t.Logf("stream closed %v after corosync exited: %v", time.Since(exited), last)
+	if last.Kind != EventError || !errors.Is(last.Err, cs.ErrLibrary) {
+		t.Errorf("last event = %v, want EventError wrapping cs.ErrLibrary", last)
+	}
+
+	select {
+	case <-c.dispatchDone:
+	case <-time.After(time.Second):
+		t.Error("the dispatch goroutine still runs after the terminal error")
+	}
+
+	// With the Cluster still open, nothing may spin on the dead fd.
+	before := cpuTime()
+	time.Sleep(time.Second)
+	used := cpuTime() - before
+	t.Logf("process CPU time over 1s after the end of the stream: %v", used)
+	if used > 100*time.Millisecond {
+		t.Errorf("process used %v of CPU in 1s with corosync gone: something spins", used)
+	}
+
+	if _, err := c.Quorate(); !errors.Is(err, cs.ErrLibrary) {
+		t.Errorf("Quorate with corosync gone: %v, want cs.ErrLibrary", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close after corosync died: %v", err)
+	}
+}
