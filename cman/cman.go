@@ -38,10 +38,10 @@ type Cluster struct {
 	mu     sync.Mutex
 	closed bool
 
-	quorum    C.quorum_handle_t
-	votequora C.votequorum_handle_t
-	cmap      C.cmap_handle_t
-	cfg       C.corosync_cfg_handle_t
+	quorum     C.quorum_handle_t
+	votequorum C.votequorum_handle_t
+	cmap       C.cmap_handle_t
+	cfg        C.corosync_cfg_handle_t
 
 	self   cgo.Handle // the quorum context: finds c in the trampolines
 	nodeID uint32
@@ -97,8 +97,8 @@ func Open() (*Cluster, error) {
 		c.quorum = 0
 		return nil, notRunning("quorum_model_initialize", err)
 	}
-	if err := cs.Result(int(C.votequorum_initialize(&c.votequora, nil))); err != nil {
-		c.votequora = 0
+	if err := cs.Result(int(C.votequorum_initialize(&c.votequorum, nil))); err != nil {
+		c.votequorum = 0
 		return nil, notRunning("votequorum_initialize (is the quorum provider corosync_votequorum?)", err)
 	}
 	if err := cs.Result(int(C.cmap_initialize(&c.cmap))); err != nil {
@@ -155,11 +155,11 @@ func (c *Cluster) finalize() error {
 		}
 		c.quorum = 0
 	}
-	if c.votequora != 0 {
-		if err := cs.Result(int(C.votequorum_finalize(c.votequora))); err != nil {
+	if c.votequorum != 0 {
+		if err := cs.Result(int(C.votequorum_finalize(c.votequorum))); err != nil {
 			errs = append(errs, fmt.Errorf("cman: votequorum_finalize: %w", err))
 		}
-		c.votequora = 0
+		c.votequorum = 0
 	}
 	if c.cmap != 0 {
 		if err := cs.Result(int(C.cmap_finalize(c.cmap))); err != nil {
@@ -345,7 +345,7 @@ func (c *Cluster) Quorum() (QuorumInfo, error) {
 	}
 	defer c.mu.Unlock()
 	var info C.struct_votequorum_info
-	if err := cs.Result(int(C.votequorum_getinfo(c.votequora, C.uint(c.nodeID), &info))); err != nil {
+	if err := cs.Result(int(C.votequorum_getinfo(c.votequorum, C.uint(c.nodeID), &info))); err != nil {
 		return QuorumInfo{}, fmt.Errorf("cman: votequorum_getinfo node %d: %w", c.nodeID, err)
 	}
 	return QuorumInfo{
@@ -402,7 +402,7 @@ func (c *Cluster) Nodes() ([]Node, error) {
 			continue
 		}
 		var info C.struct_votequorum_info
-		err := cs.Result(int(C.votequorum_getinfo(c.votequora, C.uint(n.ID), &info)))
+		err := cs.Result(int(C.votequorum_getinfo(c.votequorum, C.uint(n.ID), &info)))
 		switch {
 		case err == nil:
 			n.Member = info.node_state == C.VOTEQUORUM_NODESTATE_MEMBER

@@ -327,3 +327,24 @@ func TestNotificationHandlers(t *testing.T) {
 		t.Error("stream not closed after the terminal error")
 	}
 }
+
+// hungUp is what stops the dispatch goroutine if quorum_dispatch ever
+// returns CS_OK on a dead connection.
+func TestHungUp(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if hungUp(int(r.Fd())) {
+		t.Error("open pipe reported hung up")
+	}
+	w.Write([]byte{1})
+	if hungUp(int(r.Fd())) {
+		t.Error("readable pipe reported hung up")
+	}
+	w.Close()
+	if !hungUp(int(r.Fd())) {
+		t.Error("pipe with its writer closed not reported hung up")
+	}
+}

@@ -16,7 +16,8 @@
 //	corosync_cfg_local_get          Open, Cluster.NodeID
 //	quorum_trackstart               Open (CS_TRACK_CURRENT|CS_TRACK_CHANGES)
 //	quorum_fd_get, quorum_dispatch  the dispatch goroutine behind Events
-//	quorum_*_finalize               Cluster.Close
+//	quorum_finalize, votequorum_finalize,
+//	cmap_finalize, corosync_cfg_finalize  Cluster.Close
 //	quorum_getquorate               Cluster.Quorate
 //	votequorum_getinfo              Cluster.Quorum, Cluster.Nodes (votes, member)
 //	cmap nodelist.node.X.*          Cluster.Nodes, Cluster.LocalNode
