@@ -1,0 +1,285 @@
+package groupd
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SystemClock is the real Clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Monotonic reads CLOCK_MONOTONIC, the clock the kernel and corosync log
+// against.
+func (SystemClock) Monotonic() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// ErrInputClosed is returned by Run when its event channel is closed: the
+// adapter lost corosync, and the state must not be served as current.
+var ErrInputClosed = errors.New("groupd: event input closed")
+
+// ErrStopped is returned by Ack and Watch once Run has returned.
+var ErrStopped = errors.New("groupd: daemon stopped")
+
+// WatchBuffer is how many notices a watcher may fall behind before it is
+// dropped; a slow client must not hold the state loop.
+const WatchBuffer = 256
+
+// Daemon runs a Machine in the goroutine that calls Run. Other goroutines
+// read Snapshot (never blocked by the loop) and send Ack and Watch requests
+// that the loop answers between events.
+type Daemon struct {
+	m       *Machine
+	log     Logger
+	snap    atomic.Pointer[Snapshot]
+	acks    chan ackRequest
+	watches chan watchRequest
+	done    chan struct{}
+	effects *effectQueue
+
+	// Owned by the Run goroutine.
+	watchers map[*watcher]bool
+}
+
+type ackRequest struct {
+	nodeID uint32
+	reply  chan ackReply
+}
+
+type ackReply struct {
+	set RecoverySet
+	err error
+}
+
+type watchRequest struct {
+	w     *watcher
+	reply chan struct{}
+}
+
+type watcher struct {
+	ctx context.Context
+	ch  chan Notice
+}
+
+// NewDaemon makes a daemon around a new Machine. cfg.Kill and cfg.Hello
+// are called from a separate goroutine in the order the machine asked, so
+// a corosync call that retries does not hold up events or queries; their
+// errors are logged there. cfg.Notify is taken over for watchers.
+func NewDaemon(cfg Config) *Daemon {
+	d := &Daemon{
+		log:      cfg.Log,
+		acks:     make(chan ackRequest),
+		watches:  make(chan watchRequest),
+		done:     make(chan struct{}),
+		watchers: map[*watcher]bool{},
+	}
+	d.effects = newEffectQueue()
+	kill, hello := cfg.Kill, cfg.Hello
+	cfg.Kill = asyncKiller{d, kill}
+	cfg.Hello = asyncHello{d, hello}
+	cfg.Notify = d.fanOut
+	d.m = NewMachine(cfg)
+	d.snap.Store(d.m.Snapshot())
+	return d
+}
+
+// Snapshot returns the latest published state. Safe from any goroutine; it
+// never waits for the loop.
+func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
+
+// Run owns the state until ctx ends (returns nil) or events is closed
+// (returns ErrInputClosed). Side effects still queued when it returns are
+// dropped: the daemon is going away and its node will be handled by others.
+func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
+	defer close(d.done)
+	effectsDone := make(chan struct{})
+	go func() {
+		defer close(effectsDone)
+		d.effects.run(ctx)
+	}()
+	defer func() {
+		d.effects.stop()
+		<-effectsDone
+		for w := range d.watchers {
+			close(w.ch)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return ErrInputClosed
+			}
+			d.m.Handle(ev)
+		case r := <-d.acks:
+			set, err := d.m.Ack(r.nodeID)
+			// Publish first, so the acker's next query sees its ack.
+			d.snap.Store(d.m.Snapshot())
+			r.reply <- ackReply{set, err}
+		case r := <-d.watches:
+			d.watchers[r.w] = true
+			close(r.reply)
+		}
+		d.pruneWatchers()
+		d.snap.Store(d.m.Snapshot())
+	}
+}
+
+// Ack acknowledges the fencing of nodeID through the loop.
+func (d *Daemon) Ack(ctx context.Context, nodeID uint32) (RecoverySet, error) {
+	r := ackRequest{nodeID: nodeID, reply: make(chan ackReply, 1)}
+	select {
+	case d.acks <- r:
+	case <-d.done:
+		return RecoverySet{}, ErrStopped
+	case <-ctx.Done():
+		return RecoverySet{}, ctx.Err()
+	}
+	rep := <-r.reply
+	return rep.set, rep.err
+}
+
+// Watch streams notices from now on until ctx ends, the daemon stops, or
+// the watcher falls WatchBuffer notices behind; then the channel is closed.
+func (d *Daemon) Watch(ctx context.Context) (<-chan Notice, error) {
+	w := &watcher{ctx: ctx, ch: make(chan Notice, WatchBuffer)}
+	r := watchRequest{w: w, reply: make(chan struct{})}
+	select {
+	case d.watches <- r:
+	case <-d.done:
+		return nil, ErrStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	<-r.reply
+	return w.ch, nil
+}
+
+// fanOut runs in the loop (as the machine's Notify).
+func (d *Daemon) fanOut(n Notice) {
+	for w := range d.watchers {
+		if w.ctx.Err() != nil {
+			continue
+		}
+		select {
+		case w.ch <- n:
+		default:
+			if d.log != nil {
+				d.log.Warnf("dropped a watcher that fell %d notices behind", WatchBuffer)
+			}
+			delete(d.watchers, w)
+			close(w.ch)
+		}
+	}
+}
+
+func (d *Daemon) pruneWatchers() {
+	for w := range d.watchers {
+		if w.ctx.Err() != nil {
+			delete(d.watchers, w)
+			close(w.ch)
+		}
+	}
+}
+
+type asyncKiller struct {
+	d *Daemon
+	k Killer
+}
+
+func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
+	a.d.effects.push(func() {
+		if err := a.k.KillNode(nodeID, reason); err != nil && a.d.log != nil {
+			a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
+		}
+	})
+	return nil
+}
+
+type asyncHello struct {
+	d *Daemon
+	h HelloSender
+}
+
+func (a asyncHello) SendHello(data []byte) error {
+	a.d.effects.push(func() {
+		if err := a.h.SendHello(data); err != nil && a.d.log != nil {
+			a.d.log.Warnf("could not send our hello to the groupd group: %v; other nodes will not bypass fencing us until we do", err)
+		}
+	})
+	return nil
+}
+
+// effectQueue runs side effects in order on its own goroutine. Its mutex
+// guards only the queue, never daemon state; pushing never blocks the loop.
+type effectQueue struct {
+	mu      sync.Mutex
+	q       []func()
+	stopped bool
+	wake    chan struct{}
+}
+
+func newEffectQueue() *effectQueue {
+	return &effectQueue{wake: make(chan struct{}, 1)}
+}
+
+func (e *effectQueue) push(f func()) {
+	e.mu.Lock()
+	if !e.stopped {
+		e.q = append(e.q, f)
+	}
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *effectQueue) stop() {
+	e.mu.Lock()
+	e.stopped = true
+	e.q = nil
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *effectQueue) run(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		if e.stopped {
+			e.mu.Unlock()
+			return
+		}
+		var f func()
+		if len(e.q) > 0 {
+			f = e.q[0]
+			e.q = e.q[1:]
+		}
+		e.mu.Unlock()
+		if f != nil {
+			f()
+			continue
+		}
+		select {
+		case <-e.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

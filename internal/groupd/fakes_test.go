@@ -1,0 +1,207 @@
+package groupd
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Monotonic() time.Duration { return c.Now().Sub(t0) + time.Hour }
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+type kill struct {
+	node   uint32
+	reason string
+}
+
+type fakeKiller struct {
+	mu    sync.Mutex
+	kills []kill
+	err   error
+	block chan struct{} // if set, KillNode waits on it
+}
+
+func (k *fakeKiller) KillNode(node uint32, reason string) error {
+	if k.block != nil {
+		<-k.block
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kills = append(k.kills, kill{node, reason})
+	return k.err
+}
+
+func (k *fakeKiller) got() []kill {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.kills)
+}
+
+type fakeHello struct {
+	mu   sync.Mutex
+	sent [][]byte
+	err  error
+}
+
+func (h *fakeHello) SendHello(b []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sent = append(h.sent, b)
+	return h.err
+}
+
+func (h *fakeHello) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sent)
+}
+
+type names map[uint32]string
+
+func (n names) NodeName(id uint32) string { return n[id] }
+
+type testLog struct{ t testing.TB }
+
+func (l testLog) Debugf(f string, a ...any) { l.t.Logf("DEBUG "+f, a...) }
+func (l testLog) Infof(f string, a ...any)  { l.t.Logf("INFO  "+f, a...) }
+func (l testLog) Warnf(f string, a ...any)  { l.t.Logf("WARN  "+f, a...) }
+
+const (
+	us     = 1
+	ourPID = 100
+)
+
+// harness drives a Machine with terse scripted events. It keeps the group
+// membership so each step names only what changed, like corosync does.
+type harness struct {
+	t       *testing.T
+	m       *Machine
+	clock   *fakeClock
+	killer  *fakeKiller
+	hello   *fakeHello
+	members []Member
+	cluster []uint32
+	seq     uint64
+	notices []Notice
+}
+
+func newHarness(t *testing.T, killOnProcDown bool) *harness {
+	h := &harness{t: t, clock: &fakeClock{now: t0}, killer: &fakeKiller{}, hello: &fakeHello{}}
+	h.m = NewMachine(Config{
+		OurNodeID:      us,
+		OurPID:         ourPID,
+		Start:          t0.Add(-time.Minute),
+		KillOnProcDown: killOnProcDown,
+		Kill:           h.killer,
+		Hello:          h.hello,
+		Clock:          h.clock,
+		Names:          names{1: "alpha", 2: "bravo", 3: "charlie", 4: "delta"},
+		Log:            testLog{t},
+		Notify:         func(n Notice) { h.notices = append(h.notices, n) },
+	})
+	return h
+}
+
+// up starts a normal cluster: cman members, and the given nodes in the
+// groupd group (us first), each having said hello.
+func (h *harness) up(clusterNodes []uint32, groupNodes ...uint32) {
+	h.nodes(clusterNodes...)
+	h.join(us, ourPID)
+	for _, n := range groupNodes {
+		if n != us {
+			h.join(n, pidOf(n))
+		}
+		h.sayHello(n, pidOf(n))
+	}
+}
+
+func pidOf(node uint32) uint32 {
+	if node == us {
+		return ourPID
+	}
+	return 1000 + node
+}
+
+// nodes sends a cman membership change with exactly these members.
+func (h *harness) nodes(ids ...uint32) {
+	h.seq += 4
+	h.cluster = slices.Clone(ids)
+	h.clock.advance(time.Second)
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: true})
+}
+
+func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }
+
+func (h *harness) joinWith(node, pid uint32, r Reason) {
+	m := Member{NodeID: node, PID: pid, Reason: r}
+	h.members = append(h.members, Member{NodeID: node, PID: pid})
+	h.clock.advance(time.Second)
+	h.m.Handle(GroupConfChg{Members: slices.Clone(h.members), Joined: []Member{m}})
+}
+
+func (h *harness) leave(node, pid uint32, r Reason) {
+	h.members = slices.DeleteFunc(h.members, func(m Member) bool { return m.NodeID == node && m.PID == pid })
+	h.clock.advance(time.Second)
+	h.m.Handle(GroupConfChg{Members: slices.Clone(h.members), Left: []Member{{NodeID: node, PID: pid, Reason: r}}})
+}
+
+func (h *harness) sayHello(node, pid uint32) {
+	h.sayHelloStart(node, pid, t0.Add(-time.Hour*time.Duration(node)))
+}
+
+func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
+	h.m.Handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
+}
+
+func (h *harness) snap() *Snapshot { return h.m.Snapshot() }
+
+// set returns node's open set, failing the test if there is none.
+func (h *harness) set(node uint32) RecoverySet {
+	h.t.Helper()
+	for _, s := range h.snap().Recovery {
+		if s.NodeID == node {
+			return s
+		}
+	}
+	h.t.Fatalf("no recovery set for node %d; sets: %s", node, h.describeSets())
+	return RecoverySet{}
+}
+
+func (h *harness) describeSets() string {
+	var out []string
+	for _, s := range h.snap().Recovery {
+		out = append(out, fmt.Sprintf("%d:%s", s.NodeID, s.State))
+	}
+	return fmt.Sprint(out)
+}
+
+func (h *harness) wantSets(want ...string) {
+	h.t.Helper()
+	var got []string
+	for _, s := range h.snap().Recovery {
+		got = append(got, fmt.Sprintf("%d:%s", s.NodeID, s.State))
+	}
+	if !slices.Equal(got, want) {
+		h.t.Fatalf("recovery sets %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,637 @@
+package groupd
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// SetState is where a recovery set is on its way to being closed.
+type SetState string
+
+const (
+	// StateWaitCPG: cman reported a groupd member's node down; the groupd
+	// confchg for it has not arrived yet. It will: the node is a member.
+	StateWaitCPG SetState = "waiting-for-cpg"
+	// StateWaitCman: the groupd confchg reported the failure; cman still
+	// lists the node (its nodedown is on its way, or a kill is).
+	StateWaitCman SetState = "waiting-for-cman"
+	// StateWaitFencing: the failure is fully recorded; the node must be
+	// fenced. Closed by an ack, or by the node coming back cleanly.
+	StateWaitFencing SetState = "waiting-for-fencing"
+	// StateAcked: fencing was acknowledged. A set acked before its groupd
+	// confchg arrived stays in this state until it does, so that the late
+	// confchg does not open a new set; otherwise it is closed at once.
+	StateAcked SetState = "acked"
+	// StateRejoined: closed because the node came back as a cluster member
+	// and groupd member and announced a new daemon run (a clean start,
+	// which passed the residual check).
+	StateRejoined SetState = "rejoined"
+	// StateLeftCleanly: closed because the groupd confchg said the member
+	// left cleanly after all.
+	StateLeftCleanly SetState = "left-cleanly"
+)
+
+// Pending says whether the set still asks for the node to be fenced.
+func (s SetState) Pending() bool {
+	return s == StateWaitCPG || s == StateWaitCman || s == StateWaitFencing
+}
+
+// RecoverySet records one failed node until its fencing is acknowledged.
+type RecoverySet struct {
+	NodeID uint32
+	Name   string
+	State  SetState
+	// Reason is how the node failed: the groupd confchg reason (nodedown,
+	// procdown), or nodedown while only cman has reported it.
+	Reason     Reason
+	Failed     time.Time     // wall clock of the first report
+	FailedMono time.Duration // monotonic clock of the first report
+	// Ring is the cluster ring the node was seen gone in (the latest ring
+	// we knew until cman reported it).
+	Ring RingID
+	// PID and Start identify the groupd run that failed (zero if unknown),
+	// so that the same run merging back is not taken for a clean start.
+	PID   uint32
+	Start time.Time
+	// When each side reported the failure; zero until it has.
+	GroupReported, ClusterReported time.Time
+	// KillRequested: we asked cman to kill the node (procdown).
+	KillRequested bool
+	// Failures counts the failures folded into this set; 1 means none
+	// repeated.
+	Failures    int
+	LastFailure time.Time
+	Acked       time.Time
+	Closed      time.Time // set for closed sets (history)
+}
+
+// ErrNoRecoverySet is returned by Ack for a node without a pending set.
+var ErrNoRecoverySet = errors.New("no recovery set for that node")
+
+// Config sets up a Machine. Kill, Hello and Clock are required.
+type Config struct {
+	OurNodeID uint32
+	OurPID    uint32
+	// Start is when this daemon started; sent in our hello.
+	Start time.Time
+	// KillOnProcDown kills from the cluster a node whose groupd died while
+	// its corosync stayed up, so it gets fenced rather than running on
+	// with uncontrolled state. On by default in the daemon's flags.
+	KillOnProcDown bool
+
+	Kill  Killer
+	Hello HelloSender
+	Clock Clock
+	Names Namer  // nil: names unknown
+	Log   Logger // nil: no logging
+	// Notify, if set, is called in the machine's goroutine for every
+	// notable change (the watch stream).
+	Notify func(Notice)
+	// History is how many closed sets to keep for status; default 32.
+	History int
+}
+
+// Notice is a notable change, as logged; streamed to watchers.
+type Notice struct {
+	Time   time.Time
+	Level  string // "debug", "info", "warn"
+	Kind   string // e.g. "member-joined", "recovery-opened"
+	NodeID uint32 // the node concerned, 0 if none
+	Text   string
+}
+
+type memberKey struct{ nodeID, pid uint32 }
+
+type member struct {
+	memberKey
+	since time.Time
+	hello *Hello // a hello from this run since it joined; nil if none
+	// stale: it said hello, but it is the run that failed earlier and
+	// merged back, so the hello does not count.
+	stale bool
+}
+
+// Machine is the daemon state. It is not safe for concurrent use: one
+// goroutine (Daemon.Run) owns it.
+type Machine struct {
+	cfg   Config
+	phase Phase
+
+	clusterKnown bool
+	quorate      bool
+	ring         RingID
+	cluster      map[uint32]bool
+
+	joined  bool // our process is in the group membership
+	members []*member
+	sets    map[uint32]*RecoverySet
+	closed  []RecoverySet
+}
+
+// NewMachine returns a machine in PhaseStarting.
+func NewMachine(cfg Config) *Machine {
+	if cfg.History <= 0 {
+		cfg.History = 32
+	}
+	return &Machine{
+		cfg:     cfg,
+		phase:   PhaseStarting,
+		cluster: map[uint32]bool{},
+		sets:    map[uint32]*RecoverySet{},
+	}
+}
+
+func (m *Machine) name(id uint32) string {
+	if m.cfg.Names == nil {
+		return ""
+	}
+	return m.cfg.Names.NodeName(id)
+}
+
+// node formats a node for log lines: `node 3 (alpha)`.
+func (m *Machine) node(id uint32) string {
+	if n := m.name(id); n != "" {
+		return fmt.Sprintf("node %d (%s)", id, n)
+	}
+	return fmt.Sprintf("node %d", id)
+}
+
+func (m *Machine) notice(level, kind string, nodeID uint32, format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	if l := m.cfg.Log; l != nil {
+		switch level {
+		case "debug":
+			l.Debugf("%s", text)
+		case "warn":
+			l.Warnf("%s", text)
+		default:
+			l.Infof("%s", text)
+		}
+	}
+	if m.cfg.Notify != nil {
+		m.cfg.Notify(Notice{Time: m.cfg.Clock.Now(), Level: level, Kind: kind, NodeID: nodeID, Text: text})
+	}
+}
+
+// Handle applies one event.
+func (m *Machine) Handle(ev Event) {
+	switch ev := ev.(type) {
+	case GroupConfChg:
+		m.confChg(ev)
+	case GroupMessage:
+		m.message(ev)
+	case NodeChange:
+		m.nodeChange(ev)
+	case SetPhase:
+		if ev.Phase != m.phase {
+			m.notice("info", "phase", 0, "daemon phase %s -> %s", m.phase, ev.Phase)
+			m.phase = ev.Phase
+		}
+	default:
+		m.notice("warn", "bad-event", 0, "ignored an input of unknown type %T", ev)
+	}
+	m.closeRejoined()
+}
+
+func (m *Machine) isUs(k memberKey) bool {
+	return k.nodeID == m.cfg.OurNodeID && k.pid == m.cfg.OurPID
+}
+
+func (m *Machine) findMember(k memberKey) *member {
+	for _, mb := range m.members {
+		if mb.memberKey == k {
+			return mb
+		}
+	}
+	return nil
+}
+
+func (m *Machine) groupMember(nodeID uint32) bool {
+	for _, mb := range m.members {
+		if mb.nodeID == nodeID {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Machine) confChg(ev GroupConfChg) {
+	now := m.cfg.Clock.Now()
+	m.notice("debug", "confchg", 0, "groupd group membership: %d members, %d left, %d joined",
+		len(ev.Members), len(ev.Left), len(ev.Joined))
+
+	old := map[memberKey]*member{}
+	for _, mb := range m.members {
+		old[mb.memberKey] = mb
+	}
+	fresh := map[memberKey]bool{}
+	for _, j := range ev.Joined {
+		fresh[memberKey{j.NodeID, j.PID}] = true
+	}
+
+	// Failures are recorded before the member list changes, so the set can
+	// take the failed run's identity (pid, hello start) from it.
+	for _, l := range ev.Left {
+		k := memberKey{l.NodeID, l.PID}
+		if l.Reason == ReasonLeave {
+			m.notice("info", "member-left", l.NodeID, "%s pid %d left the groupd group cleanly", m.node(l.NodeID), l.PID)
+			m.leftCleanly(l.NodeID, now)
+			continue
+		}
+		m.groupFailure(l, old[k], now)
+	}
+
+	var members []*member
+	wasJoined := m.joined
+	m.joined = false
+	for _, e := range ev.Members {
+		k := memberKey{e.NodeID, e.PID}
+		mb := old[k]
+		if mb == nil || fresh[k] {
+			// A (re)joined member has announced nothing yet in this run of
+			// its membership.
+			mb = &member{memberKey: k, since: now}
+		}
+		members = append(members, mb)
+		if m.isUs(k) {
+			m.joined = true
+		}
+	}
+	m.members = members
+
+	for _, j := range ev.Joined {
+		m.notice("info", "member-joined", j.NodeID, "%s pid %d joined the groupd group (%s)", m.node(j.NodeID), j.PID, j.Reason)
+	}
+	switch {
+	case m.joined && !wasJoined:
+		m.phase = PhaseJoined
+		m.notice("info", "joined", m.cfg.OurNodeID, "we joined the groupd group as %s pid %d", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
+	case !m.joined && wasJoined:
+		m.notice("warn", "not-member", m.cfg.OurNodeID, "we (%s pid %d) are no longer in the groupd group membership", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
+	}
+	// Announce ourselves to whoever joined, including to all when we did:
+	// a member that missed our hello cannot bypass fencing us.
+	if m.joined && len(ev.Joined) > 0 {
+		m.sendHello()
+	}
+}
+
+func (m *Machine) sendHello() {
+	h := Hello{Version: HelloVersion, NodeID: m.cfg.OurNodeID, Start: m.cfg.Start}
+	if err := m.cfg.Hello.SendHello(h.Marshal()); err != nil {
+		m.notice("warn", "hello-failed", m.cfg.OurNodeID, "could not send our hello to the groupd group: %v; other nodes will not bypass fencing us until we do", err)
+		return
+	}
+	m.notice("debug", "hello-sent", m.cfg.OurNodeID, "sent our hello (started %s)", m.cfg.Start.Format(time.RFC3339))
+}
+
+// leftCleanly handles a member that left with reason leave. A set opened
+// by cman for it (cman's nodedown overtook the confchg) is closed: the
+// daemon shut down cleanly before its node went.
+func (m *Machine) leftCleanly(nodeID uint32, now time.Time) {
+	s := m.sets[nodeID]
+	if s == nil || (s.State != StateWaitCPG && s.State != StateAcked) || m.otherRuns(nodeID) {
+		return
+	}
+	m.closeSet(s, StateLeftCleanly, now, "%s left the groupd group cleanly before leaving the cluster; its recovery set is closed", m.node(nodeID))
+}
+
+// otherRuns says whether nodeID has more than one process in the group,
+// so one leaving does not settle what cman reported for the node.
+func (m *Machine) otherRuns(nodeID uint32) bool {
+	n := 0
+	for _, mb := range m.members {
+		if mb.nodeID == nodeID {
+			n++
+		}
+	}
+	return n > 1
+}
+
+func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
+	id := l.NodeID
+	s := m.sets[id]
+	if s != nil {
+		switch s.State {
+		case StateWaitCPG:
+			s.Reason = l.Reason
+			s.GroupReported = now
+			s.State = StateWaitFencing
+			m.notice("info", "recovery-updated", id, "groupd group reported %s pid %d gone (%s) after cman did; waiting for it to be fenced", m.node(id), l.PID, l.Reason)
+		case StateAcked:
+			m.closeSet(s, StateAcked, now, "groupd group reported %s pid %d gone (%s); its fencing was already acknowledged, recovery set closed", m.node(id), l.PID, l.Reason)
+		default:
+			s.Failures++
+			s.LastFailure = now
+			m.notice("warn", "recovery-repeat", id, "%s pid %d failed again (%s); it already has a recovery set (%s), failure %d", m.node(id), l.PID, l.Reason, s.State, s.Failures)
+		}
+		return
+	}
+
+	s = &RecoverySet{
+		NodeID:        id,
+		Name:          m.name(id),
+		Reason:        l.Reason,
+		Failed:        now,
+		FailedMono:    m.cfg.Clock.Monotonic(),
+		Ring:          m.ring,
+		PID:           l.PID,
+		GroupReported: now,
+		Failures:      1,
+		LastFailure:   now,
+	}
+	if was != nil && was.hello != nil {
+		s.Start = was.hello.Start
+	}
+	m.sets[id] = s
+
+	gone := m.clusterKnown && !m.cluster[id]
+	kill := l.Reason == ReasonProcDown && !gone && m.cfg.KillOnProcDown && id != m.cfg.OurNodeID
+	switch {
+	case gone:
+		// cman had already removed it (its event overtook ours while the
+		// node was not yet in cman's list); nothing more to wait for.
+		s.ClusterReported = now
+		s.State = StateWaitFencing
+	case l.Reason == ReasonProcDown && !kill:
+		// Its node stays in the cluster; no cman nodedown will come.
+		s.State = StateWaitFencing
+	default:
+		s.KillRequested = kill
+		s.State = StateWaitCman
+	}
+	m.notice("warn", "recovery-opened", id, "%s pid %d failed (%s); recovery set opened, %s", m.node(id), l.PID, l.Reason, s.State)
+
+	if l.Reason == ReasonProcDown {
+		switch {
+		case id == m.cfg.OurNodeID:
+			m.notice("warn", "procdown", id, "another groupd (pid %d) on our own node died; not killing our own node", l.PID)
+		case s.KillRequested:
+			m.notice("warn", "kill", id, "killing %s from the cluster: its groupd (pid %d) died while its corosync kept running, so it must be fenced", m.node(id), l.PID)
+			reason := fmt.Sprintf("groupd pid %d on this node died while corosync kept running", l.PID)
+			if err := m.cfg.Kill.KillNode(id, reason); err != nil {
+				m.notice("warn", "kill-failed", id, "could not kill %s from the cluster: %v; it still needs fencing", m.node(id), err)
+			}
+		default:
+			m.notice("warn", "procdown", id, "groupd (pid %d) on %s died while its corosync kept running; killing it is disabled, so it stays a cluster member until it is fenced or its groupd restarts", l.PID, m.node(id))
+		}
+	}
+}
+
+func (m *Machine) nodeChange(ev NodeChange) {
+	now := m.cfg.Clock.Now()
+	newSet := map[uint32]bool{}
+	for _, id := range ev.Members {
+		newSet[id] = true
+	}
+	left := slices.Clone(ev.Left)
+	joined := slices.Clone(ev.Joined)
+	if m.clusterKnown {
+		for id := range m.cluster {
+			if !newSet[id] && !slices.Contains(left, id) {
+				left = append(left, id)
+			}
+		}
+	}
+	for _, id := range ev.Members {
+		if !m.cluster[id] && !slices.Contains(joined, id) {
+			joined = append(joined, id)
+		}
+	}
+	slices.Sort(left)
+	slices.Sort(joined)
+
+	if !m.clusterKnown || ev.Quorate != m.quorate {
+		m.notice("info", "quorum", 0, "cluster is %s (ring %s, %d members)", quorateWord(ev.Quorate), ev.Ring, len(ev.Members))
+	}
+	m.clusterKnown = true
+	m.quorate = ev.Quorate
+	m.ring = ev.Ring
+	m.cluster = newSet
+
+	for _, id := range left {
+		m.clusterLeft(id, ev.Ring, now)
+	}
+	for _, id := range joined {
+		m.notice("info", "node-joined", id, "%s joined the cluster (ring %s)", m.node(id), ev.Ring)
+	}
+}
+
+func quorateWord(q bool) string {
+	if q {
+		return "quorate"
+	}
+	return "not quorate"
+}
+
+func (m *Machine) clusterLeft(id uint32, ring RingID, now time.Time) {
+	s := m.sets[id]
+	if s != nil {
+		switch s.State {
+		case StateWaitCman:
+			s.State = StateWaitFencing
+			s.ClusterReported = now
+			s.Ring = ring
+			m.notice("info", "recovery-updated", id, "cman reported %s gone (ring %s); waiting for it to be fenced", m.node(id), ring)
+		case StateWaitFencing:
+			if s.ClusterReported.IsZero() {
+				s.ClusterReported = now
+				s.Ring = ring
+				m.notice("info", "recovery-updated", id, "%s left the cluster (ring %s); still waiting for it to be fenced", m.node(id), ring)
+				return
+			}
+			// It came back into the cluster without a clean start, and
+			// failed again.
+			s.Failures++
+			s.LastFailure = now
+			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
+		default:
+			m.notice("debug", "node-left", id, "%s left the cluster (ring %s); its recovery set is %s", m.node(id), ring, s.State)
+		}
+		return
+	}
+	if !m.groupMember(id) {
+		// Never a groupd member (or it left cleanly): no confchg will
+		// come for it, so a set would wait forever.
+		m.notice("info", "node-left", id, "%s left the cluster (ring %s); it was not in the groupd group, so there is no recovery set", m.node(id), ring)
+		return
+	}
+	s = &RecoverySet{
+		NodeID:          id,
+		Name:            m.name(id),
+		State:           StateWaitCPG,
+		Reason:          ReasonNodeDown,
+		Failed:          now,
+		FailedMono:      m.cfg.Clock.Monotonic(),
+		Ring:            ring,
+		ClusterReported: now,
+		Failures:        1,
+		LastFailure:     now,
+	}
+	// Record which groupd run was there, so the same run merging back is
+	// recognised. With several runs of one node (unusual) keep the last.
+	for _, mb := range m.members {
+		if mb.nodeID == id {
+			s.PID = mb.pid
+			if mb.hello != nil {
+				s.Start = mb.hello.Start
+			}
+		}
+	}
+	m.sets[id] = s
+	m.notice("warn", "recovery-opened", id, "%s left the cluster (ring %s) while in the groupd group; recovery set opened, waiting for the groupd confchg", m.node(id), ring)
+}
+
+func (m *Machine) message(ev GroupMessage) {
+	h, err := ParseHello(ev.Data)
+	if err != nil {
+		m.notice("warn", "bad-message", ev.NodeID, "ignored a %d-byte message from %s pid %d in the groupd group: %v", len(ev.Data), m.node(ev.NodeID), ev.PID, err)
+		return
+	}
+	if h.NodeID != ev.NodeID {
+		m.notice("warn", "bad-message", ev.NodeID, "ignored a hello from %s pid %d claiming to be node %d", m.node(ev.NodeID), ev.PID, h.NodeID)
+		return
+	}
+	mb := m.findMember(memberKey{ev.NodeID, ev.PID})
+	if mb == nil {
+		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
+		return
+	}
+	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
+		// The very run that failed has merged back with whatever state it
+		// held: not a clean start.
+		if !mb.stale {
+			m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
+		}
+		mb.stale = true
+		mb.hello = nil
+		return
+	}
+	if mb.hello == nil {
+		m.notice("info", "hello", ev.NodeID, "%s pid %d announced itself (groupd started %s, protocol %d)", m.node(ev.NodeID), ev.PID, h.Start.Format(time.RFC3339), h.Version)
+	}
+	mb.hello = &h
+	mb.stale = false
+}
+
+// closeRejoined closes the sets of nodes that are back with a clean start:
+// cluster member, group member, and a hello from a new run. Such a node
+// passed the residual check on its way in, so whatever it held before is
+// gone. A set still waiting for its confchg is left alone: its old run is
+// still in the member list.
+func (m *Machine) closeRejoined() {
+	now := m.cfg.Clock.Now()
+	for _, id := range m.setIDs() {
+		s := m.sets[id]
+		if s.State != StateWaitCman && s.State != StateWaitFencing {
+			continue
+		}
+		if ok, _ := m.meetsBypass(id); ok {
+			m.closeSet(s, StateRejoined, now, "%s rejoined with a clean start; its recovery set is closed", m.node(id))
+		}
+	}
+}
+
+// meetsBypass checks the three conditions of the bypass rule, ignoring
+// recovery sets.
+func (m *Machine) meetsBypass(id uint32) (bool, string) {
+	if !m.cluster[id] {
+		return false, "not a cluster member"
+	}
+	found := false
+	for _, mb := range m.members {
+		if mb.nodeID != id {
+			continue
+		}
+		found = true
+		if mb.hello == nil {
+			return false, "has not announced itself since it joined the groupd group"
+		}
+	}
+	if !found {
+		return false, "not in the groupd group"
+	}
+	return true, ""
+}
+
+func (m *Machine) setIDs() []uint32 {
+	ids := make([]uint32, 0, len(m.sets))
+	for id := range m.sets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (m *Machine) closeSet(s *RecoverySet, state SetState, now time.Time, format string, args ...any) {
+	s.State = state
+	s.Closed = now
+	delete(m.sets, s.NodeID)
+	m.closed = append(m.closed, *s)
+	if over := len(m.closed) - m.cfg.History; over > 0 {
+		m.closed = slices.Delete(m.closed, 0, over)
+	}
+	m.notice("info", "recovery-closed", s.NodeID, format, args...)
+}
+
+// Ack records that the fencing of nodeID was done, closing its recovery
+// set. It returns the set as it was acknowledged, or ErrNoRecoverySet.
+func (m *Machine) Ack(nodeID uint32) (RecoverySet, error) {
+	s := m.sets[nodeID]
+	if s == nil {
+		return RecoverySet{}, fmt.Errorf("ack %s: %w", m.node(nodeID), ErrNoRecoverySet)
+	}
+	now := m.cfg.Clock.Now()
+	if s.State == StateAcked {
+		return *s, nil
+	}
+	s.Acked = now
+	if s.State == StateWaitCPG {
+		s.State = StateAcked
+		m.notice("info", "recovery-acked", nodeID, "fencing of %s acknowledged; its recovery set closes when the groupd confchg arrives", m.node(nodeID))
+		return *s, nil
+	}
+	m.closeSet(s, StateAcked, now, "fencing of %s acknowledged; recovery set closed", m.node(nodeID))
+	return m.closed[len(m.closed)-1], nil
+}
+
+// Snapshot returns a copy of the state that shares nothing with the
+// machine, for use from any goroutine.
+func (m *Machine) Snapshot() *Snapshot {
+	s := &Snapshot{
+		Time:         m.cfg.Clock.Now(),
+		OurNodeID:    m.cfg.OurNodeID,
+		OurName:      m.name(m.cfg.OurNodeID),
+		OurPID:       m.cfg.OurPID,
+		Start:        m.cfg.Start,
+		Phase:        m.phase,
+		ClusterKnown: m.clusterKnown,
+		Quorate:      m.quorate,
+		Ring:         m.ring,
+		Joined:       m.joined,
+		Closed:       slices.Clone(m.closed),
+	}
+	for id := range m.cluster {
+		s.ClusterMembers = append(s.ClusterMembers, id)
+	}
+	slices.Sort(s.ClusterMembers)
+	for _, mb := range m.members {
+		gm := GroupMember{NodeID: mb.nodeID, PID: mb.pid, Name: m.name(mb.nodeID), Since: mb.since, StaleHello: mb.stale}
+		if mb.hello != nil {
+			gm.Hello = true
+			gm.HelloVersion = mb.hello.Version
+			gm.HelloStart = mb.hello.Start
+		}
+		s.Members = append(s.Members, gm)
+	}
+	slices.SortFunc(s.Members, func(a, b GroupMember) int {
+		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.PID, b.PID))
+	})
+	for _, id := range m.setIDs() {
+		s.Recovery = append(s.Recovery, *m.sets[id])
+	}
+	return s
+}

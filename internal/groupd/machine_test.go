@@ -1,0 +1,359 @@
+package groupd
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCleanLeaveGivesNoSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonLeave)
+	h.nodes(1) // and then its node leaves the cluster too
+	h.wantSets()
+	if len(h.snap().Closed) != 0 || len(h.killer.got()) != 0 {
+		t.Errorf("a clean leave produced closed sets %v or kills %v", h.snap().Closed, h.killer.got())
+	}
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("a node that left both the group and the cluster may bypass fencing")
+	}
+}
+
+// cman's nodedown can overtake the confchg: the leave reason decides.
+func TestCleanLeaveAfterClusterReportedIt(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.nodes(1)
+	h.wantSets("2:waiting-for-cpg")
+	h.leave(2, pidOf(2), ReasonLeave)
+	h.wantSets()
+	if c := h.snap().Closed; len(c) != 1 || c[0].State != StateLeftCleanly {
+		t.Errorf("closed sets %+v, want one left-cleanly", c)
+	}
+}
+
+func TestNodeDownGivesOneSet(t *testing.T) {
+	for _, order := range []string{"cpg first", "cman first"} {
+		t.Run(order, func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3}, 1, 2, 3)
+			failedAt := h.clock.Now().Add(time.Second) // the first report's time
+			if order == "cpg first" {
+				h.leave(2, pidOf(2), ReasonNodeDown)
+				h.wantSets("2:waiting-for-cman")
+				h.nodes(1, 3)
+			} else {
+				h.nodes(1, 3)
+				h.wantSets("2:waiting-for-cpg")
+				h.leave(2, pidOf(2), ReasonNodeDown)
+			}
+			h.wantSets("2:waiting-for-fencing")
+			s := h.set(2)
+			if s.Name != "bravo" || s.Reason != ReasonNodeDown || s.PID != pidOf(2) || s.Failures != 1 {
+				t.Errorf("set %+v: want name bravo, reason nodedown, pid %d, 1 failure", s, pidOf(2))
+			}
+			if !s.Failed.Equal(failedAt) || s.FailedMono != failedAt.Sub(t0)+time.Hour {
+				t.Errorf("failure time %v (mono %v), want the first report at %v", s.Failed, s.FailedMono, failedAt)
+			}
+			if s.GroupReported.IsZero() || s.ClusterReported.IsZero() {
+				t.Errorf("both reports should be recorded in the one set: %+v", s)
+			}
+			if s.Ring != h.snap().Ring {
+				t.Errorf("ring %v, want the ring cman reported the node gone in, %v", s.Ring, h.snap().Ring)
+			}
+			if want := t0.Add(-2 * time.Hour); !s.Start.Equal(want) {
+				t.Errorf("set records failed run start %v, want %v from its hello", s.Start, want)
+			}
+			if len(h.killer.got()) != 0 {
+				t.Errorf("nodedown killed %v; the node is already gone", h.killer.got())
+			}
+			if ok, _ := h.snap().Bypass(2); ok {
+				t.Error("a failed node may bypass fencing")
+			}
+		})
+	}
+}
+
+func TestProcDown(t *testing.T) {
+	tests := []struct {
+		kill      bool
+		wantKills int
+		wantState string
+	}{
+		{kill: true, wantKills: 1, wantState: "2:waiting-for-cman"},
+		{kill: false, wantKills: 0, wantState: "2:waiting-for-fencing"},
+	}
+	for _, tt := range tests {
+		h := newHarness(t, tt.kill)
+		h.up([]uint32{1, 2}, 1, 2)
+		h.leave(2, pidOf(2), ReasonProcDown)
+		h.wantSets(tt.wantState)
+		kills := h.killer.got()
+		if len(kills) != tt.wantKills {
+			t.Fatalf("kill on procdown %v: kills %v, want %d", tt.kill, kills, tt.wantKills)
+		}
+		if tt.kill {
+			if kills[0].node != 2 || !strings.Contains(kills[0].reason, "groupd") {
+				t.Errorf("kill %+v, want node 2 with a reason naming groupd", kills[0])
+			}
+			if !h.set(2).KillRequested {
+				t.Error("set does not show the kill was requested")
+			}
+			h.nodes(1) // the kill takes effect
+			h.wantSets("2:waiting-for-fencing")
+		}
+		if s := h.set(2); s.Reason != ReasonProcDown {
+			t.Errorf("reason %v, want procdown", s.Reason)
+		}
+	}
+}
+
+// Our node can appear with another pid (a second groupd): never kill it.
+func TestProcDownOnOurNodeDoesNotKillUs(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1)
+	h.join(us, 555)
+	h.leave(us, 555, ReasonProcDown)
+	if k := h.killer.got(); len(k) != 0 {
+		t.Errorf("killed %v", k)
+	}
+}
+
+func TestClusterOnlyFailureOfNonMemberLeavesNoSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2) // node 3 runs no groupd
+	h.nodes(1, 2)
+	h.wantSets()
+	// and nothing appears later for it either
+	h.nodes(1, 2, 3)
+	h.nodes(1, 2)
+	h.wantSets()
+	if ok, reason := h.snap().Bypass(3); ok || !strings.Contains(reason, "not a cluster member") {
+		t.Errorf("Bypass(3) = %v, %q", ok, reason)
+	}
+}
+
+func TestFailRejoinFail(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+	first := h.set(2)
+
+	// node 2 is fenced, reboots and comes back with a new groupd run
+	h.nodes(1, 2)
+	h.wantSets("2:waiting-for-fencing") // back in the cluster is not enough
+	h.join(2, 3002)
+	h.wantSets("2:waiting-for-fencing") // nor joining without a hello
+	h.sayHelloStart(2, 3002, t0.Add(time.Hour))
+	h.wantSets()
+	closed := h.snap().Closed
+	if len(closed) != 1 || closed[0].State != StateRejoined || closed[0].NodeID != 2 {
+		t.Fatalf("closed sets %+v, want node 2 rejoined", closed)
+	}
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 after a clean rejoin: bypass refused: %s", why)
+	}
+
+	h.leave(2, 3002, ReasonNodeDown)
+	h.nodes(1)
+	second := h.set(2)
+	if second.Failures != 1 || !second.Failed.After(first.Failed) || second.PID != 3002 {
+		t.Errorf("second failure set %+v, want a new set for pid 3002", second)
+	}
+}
+
+// A partition heals: node 2 merges back as the run that failed. It keeps
+// its set and stays unbypassable; failing again does not duplicate the set.
+func TestMergeBackWithOldStateIsNotACleanStart(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+
+	h.nodes(1, 2)
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2)) // same pid, same start as before
+	h.wantSets("2:waiting-for-fencing")
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("the run that failed merged back and may bypass fencing")
+	}
+	var m GroupMember
+	for _, x := range h.snap().Members {
+		if x.NodeID == 2 {
+			m = x
+		}
+	}
+	if !m.StaleHello || m.Hello {
+		t.Errorf("member %+v: want the stale hello shown and not counted", m)
+	}
+
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+	h.wantSets("2:waiting-for-fencing")
+	if s := h.set(2); s.Failures != 3 {
+		// failed in cpg, again in cpg, again in cman after coming back
+		t.Errorf("failures %d, want 3 folded into the one set", s.Failures)
+	}
+}
+
+func TestDuplicateFailureDoesNotDuplicate(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.nodes(1)
+	h.nodes(1) // the same membership again
+	h.m.Handle(NodeChange{Ring: RingID{1, 99}, Members: []uint32{1}, Left: []uint32{2}, Quorate: true})
+	h.wantSets("2:waiting-for-fencing")
+	if len(h.snap().Recovery) != 1 {
+		t.Errorf("sets %+v", h.snap().Recovery)
+	}
+}
+
+func TestAck(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1, 3)
+
+	if _, err := h.m.Ack(3); !errors.Is(err, ErrNoRecoverySet) {
+		t.Errorf("Ack of a node without a set = %v, want ErrNoRecoverySet", err)
+	}
+	s, err := h.m.Ack(2)
+	if err != nil || s.State != StateAcked || s.Acked.IsZero() {
+		t.Fatalf("Ack(2) = %+v, %v", s, err)
+	}
+	h.wantSets()
+	if c := h.snap().Closed; len(c) != 1 || c[0].State != StateAcked {
+		t.Errorf("closed %+v, want the acked set in history", c)
+	}
+	if _, err := h.m.Ack(2); !errors.Is(err, ErrNoRecoverySet) {
+		t.Errorf("second Ack = %v, want ErrNoRecoverySet", err)
+	}
+}
+
+// An ack can beat the confchg (fencing was quick); the late confchg must
+// not open a new set.
+func TestAckBeforeConfChg(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.nodes(1)
+	if _, err := h.m.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	h.wantSets("2:acked")
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("a node whose old run is still listed may bypass")
+	}
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.wantSets()
+}
+
+func TestHellos(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 3)
+	h.join(2, pidOf(2)) // before us: we are not in the group, say nothing
+	if n := h.hello.count(); n != 0 {
+		t.Fatalf("sent %d hellos before joining", n)
+	}
+	h.join(us, ourPID)
+	if n := h.hello.count(); n != 1 {
+		t.Fatalf("sent %d hellos on joining, want 1", n)
+	}
+	got, err := ParseHello(h.hello.sent[0])
+	if err != nil || got.NodeID != us || !got.Start.Equal(t0.Add(-time.Minute)) || got.Version != HelloVersion {
+		t.Errorf("our hello = %+v, %v", got, err)
+	}
+	if s := h.snap(); s.Phase != PhaseJoined || !s.Joined {
+		t.Errorf("after our join: phase %s joined %v", s.Phase, s.Joined)
+	}
+	h.join(3, pidOf(3)) // someone new must hear us too
+	h.leave(3, pidOf(3), ReasonLeave)
+	if n := h.hello.count(); n != 2 {
+		t.Errorf("sent %d hellos, want one per join we saw while a member (2)", n)
+	}
+}
+
+func TestHelloIsPerJoin(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Fatalf("healthy node 2 not bypassable: %s", why)
+	}
+	// node 2's groupd restarts cleanly: a hello from the old membership
+	// does not carry over to the new one.
+	h.leave(2, pidOf(2), ReasonLeave)
+	h.join(2, 7777)
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("bypass allowed before the new run said hello")
+	}
+	h.sayHello(2, 7777)
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("bypass refused after hello: %s", why)
+	}
+}
+
+func TestBadMessagesIgnored(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1)
+	h.join(2, pidOf(2))
+	for _, m := range []GroupMessage{
+		{NodeID: 2, PID: pidOf(2), Data: []byte("hello")},
+		{NodeID: 2, PID: pidOf(2), Data: Hello{Version: 1, NodeID: 3, Start: t0}.Marshal()}, // claims another node
+		{NodeID: 3, PID: pidOf(3), Data: Hello{Version: 1, NodeID: 3, Start: t0}.Marshal()}, // not a member
+	} {
+		h.m.Handle(m)
+	}
+	for _, n := range []uint32{2, 3} {
+		if ok, _ := h.snap().Bypass(n); ok {
+			t.Errorf("node %d bypassable after bad messages", n)
+		}
+	}
+}
+
+func TestClusterDiffWithoutLists(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	// an adapter that only passes the member list
+	h.m.Handle(NodeChange{Ring: RingID{1, 50}, Members: []uint32{1, 3}, Quorate: true})
+	h.wantSets("2:waiting-for-cpg")
+	if s := h.set(2); s.Ring != (RingID{1, 50}) {
+		t.Errorf("ring %v", s.Ring)
+	}
+}
+
+func TestSnapshotIsACopy(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	s := h.snap()
+	s.Members[0].Hello = false
+	s.ClusterMembers[0] = 9
+	if ok, _ := h.snap().Bypass(1); !ok {
+		t.Error("changing a snapshot changed the machine")
+	}
+}
+
+func TestNoticesForWatchers(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.notices = nil
+	h.leave(2, pidOf(2), ReasonProcDown)
+	kinds := map[string]bool{}
+	for _, n := range h.notices {
+		kinds[n.Kind] = true
+		if n.Time.IsZero() || n.Text == "" {
+			t.Errorf("notice without time or text: %+v", n)
+		}
+	}
+	for _, k := range []string{"recovery-opened", "kill"} {
+		if !kinds[k] {
+			t.Errorf("no %q notice in %v", k, h.notices)
+		}
+	}
+	if !strings.Contains(h.notices[len(h.notices)-1].Text, "bravo") {
+		t.Errorf("notice %q does not name the node", h.notices[len(h.notices)-1].Text)
+	}
+}
