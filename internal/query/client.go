@@ -1,0 +1,145 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// maxResponse bounds a reply line the client reads; a dump of the whole
+// log ring is the largest.
+const maxResponse = 64 << 20
+
+// RemoteError is a request the daemon answered with an error.
+type RemoteError struct {
+	Op  Op
+	Msg string
+}
+
+func (e *RemoteError) Error() string {
+	if e.Op == "" {
+		return "groupd: " + e.Msg
+	}
+	return fmt.Sprintf("groupd %s: %s", e.Op, e.Msg)
+}
+
+// Client is one connection to the daemon. Not safe for concurrent use.
+type Client struct {
+	conn *net.UnixConn
+	r    *bufio.Reader
+}
+
+// Dial connects to the daemon's socket.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to groupd at %s: %w", path, err)
+	}
+	return &Client{conn: c.(*net.UnixConn), r: bufio.NewReaderSize(c, 64<<10)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Do sends req (its version filled in) and reads the answer. A daemon-side
+// error is a *RemoteError; any other error means the daemon's answer is
+// unknown.
+func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
+	if req.V == 0 {
+		req.V = Version
+	}
+	stop := c.deadline(ctx)
+	defer stop()
+	if _, werr := c.conn.Write(req.Encode()); werr != nil {
+		// The daemon may have refused the connection (permission, too
+		// many clients) with a reply before closing it: that reply says
+		// more than the broken pipe.
+		if resp, err := c.read(); err == nil && !resp.OK {
+			return resp, &RemoteError{Op: resp.Op, Msg: resp.Error}
+		}
+		return nil, c.ctxErr(ctx, fmt.Errorf("send %s request: %w", req.Op, werr))
+	}
+	resp, err := c.read()
+	if err != nil {
+		return nil, c.ctxErr(ctx, fmt.Errorf("read %s reply: %w", req.Op, err))
+	}
+	if !resp.OK {
+		return resp, &RemoteError{Op: resp.Op, Msg: resp.Error}
+	}
+	return resp, nil
+}
+
+// Watch asks for the event stream and calls fn for every event until ctx
+// ends (returns nil), fn returns an error (returned), or the stream ends.
+func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
+	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	if _, err := c.Do(ctx, Request{Op: OpWatch}); err != nil {
+		return err
+	}
+	for {
+		resp, err := c.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch stream: %w", err)
+		}
+		if !resp.OK {
+			return &RemoteError{Op: resp.Op, Msg: resp.Error}
+		}
+		if resp.Event == nil {
+			continue
+		}
+		if err := fn(*resp.Event); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) read() (*Response, error) {
+	line, err := readLine(c.r, maxResponse)
+	if err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("malformed reply from groupd: %v", err)
+	}
+	if resp.V != Version {
+		return nil, fmt.Errorf("groupd replied with protocol version %d, this tool speaks %d", resp.V, Version)
+	}
+	return &resp, nil
+}
+
+// deadline makes ctx's end interrupt blocked reads and writes.
+func (c *Client) deadline(ctx context.Context) func() {
+	// Only after ctx has ended, so the error we then see is ctx's.
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })
+	return func() {
+		stop()
+		c.conn.SetDeadline(time.Time{})
+	}
+}
+
+func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.Join(err, ctx.Err())
+	}
+	return err
+}
+
+// Call dials, sends one request and closes: what a one-shot tool needs.
+func Call(ctx context.Context, path string, req Request) (*Response, error) {
+	c, err := Dial(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Do(ctx, req)
+}

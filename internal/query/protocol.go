@@ -1,0 +1,180 @@
+// Package query is the daemon's query protocol: line-delimited JSON over a
+// unix socket, the server that answers it, and the client the query tool
+// uses.
+//
+// Each request is one JSON object on one line, e.g.
+//
+//	{"v":1,"op":"bypass","node":3}
+//
+// and each answer is one JSON object on one line with "ok" and either the
+// payload or "error". A watch request turns the connection into a stream of
+// event lines that lasts until the client closes it. Requests longer than
+// MaxLine bytes or not understood get an error reply; the connection stays
+// usable.
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Version is the protocol version. A request must carry it; a change that
+// old tools would misread gets a new version.
+const Version = 1
+
+// MaxLine is the longest request line the server reads.
+const MaxLine = 64 << 10
+
+// Op is a request type.
+type Op string
+
+const (
+	OpStatus   Op = "status"   // our node, quorum, members, recovery sets, phase
+	OpMembers  Op = "members"  // groupd group members
+	OpRecovery Op = "recovery" // recovery sets
+	OpBypass   Op = "bypass"   // may Node skip fencing?
+	OpAck      Op = "ack"      // fencing of Node is done: close its recovery set
+	OpDump     Op = "dump"     // recent debug log lines
+	OpWatch    Op = "watch"    // stream events until the client closes
+)
+
+var ops = map[Op]bool{OpStatus: true, OpMembers: true, OpRecovery: true, OpBypass: true, OpAck: true, OpDump: true, OpWatch: true}
+
+// needsNode lists the ops that are about one node.
+func (o Op) needsNode() bool { return o == OpBypass || o == OpAck }
+
+// Request is one query.
+type Request struct {
+	V    int    `json:"v"`
+	Op   Op     `json:"op"`
+	Node uint32 `json:"node,omitempty"`
+}
+
+// ParseRequest decodes and validates one request line. It accepts exactly
+// one JSON object with known fields, the current version, a known op, and
+// a node id for (and only for) bypass and ack.
+func ParseRequest(line []byte) (Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Request{}, fmt.Errorf("malformed request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Request{}, errors.New("malformed request: more than one JSON value on the line")
+	}
+	if r.V != Version {
+		return Request{}, fmt.Errorf("unsupported protocol version %d (this daemon speaks %d)", r.V, Version)
+	}
+	if !ops[r.Op] {
+		return Request{}, fmt.Errorf("unknown op %q", r.Op)
+	}
+	if r.Op.needsNode() && r.Node == 0 {
+		return Request{}, fmt.Errorf("%s needs a node id", r.Op)
+	}
+	if !r.Op.needsNode() && r.Node != 0 {
+		return Request{}, fmt.Errorf("%s takes no node id", r.Op)
+	}
+	return r, nil
+}
+
+// Encode returns the request as one line, newline included.
+func (r Request) Encode() []byte {
+	b, _ := json.Marshal(r) // cannot fail: plain fields
+	return append(b, '\n')
+}
+
+// Response answers a Request. On failure OK is false and Error says why.
+type Response struct {
+	V        int           `json:"v"`
+	Op       Op            `json:"op,omitempty"`
+	OK       bool          `json:"ok"`
+	Error    string        `json:"error,omitempty"`
+	Status   *Status       `json:"status,omitempty"`
+	Members  []Member      `json:"members,omitempty"`
+	Recovery []RecoverySet `json:"recovery,omitempty"`
+	Bypass   *Bypass       `json:"bypass,omitempty"`
+	Acked    *RecoverySet  `json:"acked,omitempty"`
+	Dump     []string      `json:"dump,omitempty"`
+	Event    *Event        `json:"event,omitempty"`
+}
+
+// Status is the answer to status.
+type Status struct {
+	Time           time.Time     `json:"time"`
+	NodeID         uint32        `json:"node_id"`
+	NodeName       string        `json:"node_name,omitempty"`
+	PID            uint32        `json:"pid"`
+	Started        time.Time     `json:"started,omitzero"`
+	Phase          string        `json:"phase"`
+	ClusterKnown   bool          `json:"cluster_known"`
+	Quorate        bool          `json:"quorate"`
+	Ring           string        `json:"ring,omitempty"`
+	ClusterMembers []uint32      `json:"cluster_members"`
+	Joined         bool          `json:"joined"`
+	Members        []Member      `json:"members"`
+	Recovery       []RecoverySet `json:"recovery"`
+	Closed         []RecoverySet `json:"closed,omitempty"`
+}
+
+// Member is a groupd group member.
+type Member struct {
+	NodeID       uint32    `json:"node_id"`
+	PID          uint32    `json:"pid"`
+	Name         string    `json:"name,omitempty"`
+	Since        time.Time `json:"since,omitzero"`
+	Hello        bool      `json:"hello"`
+	HelloVersion uint16    `json:"hello_version,omitempty"`
+	HelloStart   time.Time `json:"hello_start,omitzero"`
+	StaleHello   bool      `json:"stale_hello,omitempty"`
+}
+
+// RecoverySet is a failed node waiting for fencing, or a recently closed one.
+type RecoverySet struct {
+	NodeID          uint32        `json:"node_id"`
+	Name            string        `json:"name,omitempty"`
+	State           string        `json:"state"`
+	Reason          string        `json:"reason"`
+	Failed          time.Time     `json:"failed"`
+	FailedMonotonic time.Duration `json:"failed_monotonic_ns"`
+	Ring            string        `json:"ring,omitempty"`
+	PID             uint32        `json:"pid,omitempty"`
+	Start           time.Time     `json:"start,omitzero"`
+	GroupReported   time.Time     `json:"group_reported,omitzero"`
+	ClusterReported time.Time     `json:"cluster_reported,omitzero"`
+	KillRequested   bool          `json:"kill_requested,omitempty"`
+	Failures        int           `json:"failures"`
+	LastFailure     time.Time     `json:"last_failure,omitzero"`
+	Acked           time.Time     `json:"acked,omitzero"`
+	Closed          time.Time     `json:"closed,omitzero"`
+}
+
+// Bypass is the answer to bypass. Known is false when the daemon could not
+// tell (its own view is incomplete); Allowed is then false too.
+type Bypass struct {
+	NodeID          uint32 `json:"node_id"`
+	Allowed         bool   `json:"allowed"`
+	Known           bool   `json:"known"`
+	ClusterMember   bool   `json:"cluster_member"`
+	GroupMember     bool   `json:"group_member"`
+	Hello           bool   `json:"hello"`
+	PendingRecovery bool   `json:"pending_recovery"`
+	Reason          string `json:"reason"`
+}
+
+// Event is one line of a watch stream.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Level  string    `json:"level"`
+	Kind   string    `json:"kind"`
+	NodeID uint32    `json:"node_id,omitempty"`
+	Text   string    `json:"text"`
+}
+
+func errorResponse(op Op, format string, args ...any) Response {
+	return Response{V: Version, Op: op, Error: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,125 @@
+package query
+
+import (
+	"bufio"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    Request
+		wantErr string
+	}{
+		{line: `{"v":1,"op":"status"}`, want: Request{V: 1, Op: OpStatus}},
+		{line: ` {"op":"members","v":1} `, want: Request{V: 1, Op: OpMembers}},
+		{line: `{"v":1,"op":"recovery"}`, want: Request{V: 1, Op: OpRecovery}},
+		{line: `{"v":1,"op":"bypass","node":3}`, want: Request{V: 1, Op: OpBypass, Node: 3}},
+		{line: `{"v":1,"op":"ack","node":4294967295}`, want: Request{V: 1, Op: OpAck, Node: 4294967295}},
+		{line: `{"v":1,"op":"dump"}`, want: Request{V: 1, Op: OpDump}},
+		{line: `{"v":1,"op":"watch"}`, want: Request{V: 1, Op: OpWatch}},
+		{line: ``, wantErr: "malformed"},
+		{line: `status`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"status"`, wantErr: "malformed"},
+		{line: `[{"v":1,"op":"status"}]`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"status"} {"v":1,"op":"dump"}`, wantErr: "more than one"},
+		{line: `{"v":1,"op":"status"}x`, wantErr: "more than one"},
+		{line: `{"v":1,"op":"status","extra":true}`, wantErr: "unknown field"},
+		{line: `{"op":"status"}`, wantErr: "unsupported protocol version 0"},
+		{line: `{"v":2,"op":"status"}`, wantErr: "unsupported protocol version 2"},
+		{line: `{"v":"1","op":"status"}`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"reboot"}`, wantErr: "unknown op"},
+		{line: `{"v":1}`, wantErr: "unknown op"},
+		{line: `{"v":1,"op":"bypass"}`, wantErr: "needs a node id"},
+		{line: `{"v":1,"op":"ack","node":0}`, wantErr: "needs a node id"},
+		{line: `{"v":1,"op":"ack","node":-1}`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"ack","node":4294967296}`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"ack","node":1.5}`, wantErr: "malformed"},
+		{line: `{"v":1,"op":"status","node":2}`, wantErr: "takes no node"},
+		{line: `null`, wantErr: "unsupported protocol version"},
+	}
+	for _, tt := range tests {
+		got, err := ParseRequest([]byte(tt.line))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseRequest(%s) = %+v, %v; want error %q", tt.line, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseRequest(%s) = %+v, %v; want %+v", tt.line, got, err, tt.want)
+		}
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	const max = 10
+	tests := []struct {
+		in   string
+		want []string // "!" marks errTooLong
+	}{
+		{in: "a\nbb\n", want: []string{"a", "bb"}},
+		{in: "0123456789\n", want: []string{"0123456789"}},
+		{in: "0123456789X\nok\n", want: []string{"!", "ok"}},
+		{in: strings.Repeat("y", 100) + "\nnext\n", want: []string{"!", "next"}},
+		{in: "last without newline", want: []string{"!"}},
+		{in: "short", want: []string{"short"}},
+		{in: "\n\n", want: []string{"", ""}},
+	}
+	for _, tt := range tests {
+		// a tiny bufio buffer exercises the ErrBufferFull path
+		r := bufio.NewReaderSize(strings.NewReader(tt.in), 16)
+		var got []string
+		for {
+			line, err := readLine(r, max)
+			if errors.Is(err, errTooLong) {
+				got = append(got, "!")
+				continue
+			}
+			if err != nil {
+				break
+			}
+			got = append(got, string(line))
+		}
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("readLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzParseRequest: the parser must never panic, and whatever it accepts
+// must encode to a line it parses back to the same request.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"v":1,"op":"status"}`,
+		`{"v":1,"op":"bypass","node":3}`,
+		`{"v":1,"op":"ack","node":7}`,
+		`{"v":1,"op":"watch"}`,
+		`{"V":1,"OP":"dump"}`,
+		`{"v":1,"op":"status","node":0}`,
+		`{"v":1,"op":"members"}{}`,
+		`{"v":1e0,"op":"recovery"}`,
+		`{"v":1,"op":"\u0073tatus"}`,
+		`not json`,
+		``,
+		"\x00\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		req, err := ParseRequest(line)
+		if err != nil {
+			return
+		}
+		enc := req.Encode()
+		if len(enc) == 0 || enc[len(enc)-1] != '\n' || strings.Count(string(enc), "\n") != 1 {
+			t.Fatalf("encoding of %+v is not one line: %q", req, enc)
+		}
+		again, err := ParseRequest(enc[:len(enc)-1])
+		if err != nil || again != req {
+			t.Fatalf("accepted %q as %+v, but its encoding %q parses to %+v, %v", line, req, enc, again, err)
+		}
+	})
+}

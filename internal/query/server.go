@@ -1,0 +1,469 @@
+package query
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler answers queries. The daemon's state loop implements it from its
+// latest snapshot, so no method waits behind corosync. Ack goes through
+// the loop but returns as soon as the loop has recorded it.
+type Handler interface {
+	Status() Status
+	Bypass(nodeID uint32) Bypass
+	Ack(ctx context.Context, nodeID uint32) (RecoverySet, error)
+	Dump() []string
+	// Watch streams events until ctx ends; the channel is closed when the
+	// stream ends for any reason.
+	Watch(ctx context.Context) (<-chan Event, error)
+}
+
+// Logger is the server's logging; logrus's *Logger and *Entry satisfy it.
+type Logger interface {
+	Debugf(format string, args ...any)
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+}
+
+// Config sets up a Server.
+type Config struct {
+	// Path of the socket; its directory is created if missing.
+	Path string
+	// Group, a group name or numeric id, may query besides root. The
+	// socket is then owned by that group with mode 0660. Empty: root only,
+	// mode 0600.
+	Group string
+	// Mode overrides the socket mode (tests; unusual setups). Access is
+	// still checked per connection from the peer's credentials.
+	Mode os.FileMode
+	// MaxConns bounds concurrent connections; default 32.
+	MaxConns int
+	// WriteTimeout bounds each reply write, so a client that stops reading
+	// cannot hold a connection forever; default 10s.
+	WriteTimeout time.Duration
+	Log          Logger // nil: no logging
+}
+
+// Server serves the query protocol on a unix socket.
+type Server struct {
+	cfg  Config
+	h    Handler
+	ln   *net.UnixListener
+	gid  int // allowed group, -1 for none
+	euid int
+	sem  chan struct{}
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	wg        sync.WaitGroup
+	mu        sync.Mutex // guards conns only
+	conns     map[net.Conn]bool
+}
+
+// Listen creates the socket. A stale socket at the path is replaced; a
+// socket something still answers on, or any other file, is an error.
+func Listen(cfg Config, h Handler) (*Server, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("query socket path is empty")
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 32
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	gid := -1
+	if cfg.Group != "" {
+		g, err := lookupGroup(cfg.Group)
+		if err != nil {
+			return nil, err
+		}
+		gid = g
+	}
+	mode := cfg.Mode
+	if mode == 0 {
+		mode = 0o600
+		if gid >= 0 {
+			mode = 0o660
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("query socket directory: %w", err)
+	}
+	if err := removeStale(cfg.Path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: cfg.Path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("query socket: %w", err)
+	}
+	// Between bind and chmod the socket has the umask's mode; the per
+	// connection credential check covers that window.
+	if gid >= 0 {
+		if err := os.Chown(cfg.Path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("query socket group: %w", err)
+		}
+	}
+	if err := os.Chmod(cfg.Path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("query socket mode: %w", err)
+	}
+	return &Server{
+		cfg: cfg, h: h, ln: ln, gid: gid, euid: os.Geteuid(),
+		sem:     make(chan struct{}, cfg.MaxConns),
+		closing: make(chan struct{}),
+		conns:   map[net.Conn]bool{},
+	}, nil
+}
+
+func lookupGroup(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return n, nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return 0, fmt.Errorf("query socket group %q: %w", s, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("query socket: %w", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("query socket path %s exists and is not a socket; not removing it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("query socket %s is in use: is another groupd running?", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale query socket: %w", err)
+	}
+	return nil
+}
+
+// Addr is the socket path.
+func (s *Server) Addr() string { return s.cfg.Path }
+
+// Serve accepts connections until ctx ends or Close is called, then closes
+// every connection and waits for their goroutines. It returns nil then.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			select {
+			case <-s.closing:
+				cancel()
+				s.closeConns()
+				s.wg.Wait()
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.Close()
+			s.closeConns()
+			s.wg.Wait()
+			return fmt.Errorf("query socket accept: %w", err)
+		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.reject(c, "too many query connections; try again")
+			continue
+		}
+		s.track(c, true)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.sem }()
+			defer s.track(c, false)
+			defer c.Close()
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+// Close stops accepting and removes the socket file. Serve closes the open
+// connections on its way out.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.ln.Close() // unlinks the socket: net sets unlink-on-close for Listen
+	})
+	return nil
+}
+
+func (s *Server) track(c net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.conns[c] = true
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *Server) reject(c net.Conn, msg string) {
+	s.write(c, errorResponse("", "%s", msg))
+	c.Close()
+}
+
+func (s *Server) logf(level string, format string, args ...any) {
+	if s.cfg.Log == nil {
+		return
+	}
+	switch level {
+	case "debug":
+		s.cfg.Log.Debugf(format, args...)
+	case "warn":
+		s.cfg.Log.Warnf(format, args...)
+	default:
+		s.cfg.Log.Infof(format, args...)
+	}
+}
+
+// peer is who is on the other end of a connection.
+type peer struct {
+	pid, uid, gid int
+	groups        []int // supplementary groups; nil if the kernel cannot say
+}
+
+func peerOf(c *net.UnixConn) (peer, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return peer{}, err
+	}
+	var p peer
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		var cred *unix.Ucred
+		cred, opErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if opErr != nil {
+			return
+		}
+		p = peer{pid: int(cred.Pid), uid: int(cred.Uid), gid: int(cred.Gid)}
+		p.groups = peerGroups(int(fd))
+	})
+	if err == nil {
+		err = opErr
+	}
+	return p, err
+}
+
+// peerGroups reads SO_PEERGROUPS (Linux 4.13+), which x/sys has no helper
+// for. Failure just means supplementary groups are not considered.
+func peerGroups(fd int) []int {
+	buf := make([]uint32, 64)
+	for range 3 {
+		n := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch errno {
+		case 0:
+			out := make([]int, 0, n/4)
+			for _, g := range buf[:n/4] {
+				out = append(out, int(g))
+			}
+			return out
+		case unix.ERANGE:
+			buf = make([]uint32, n/4+1)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *Server) allowed(p peer) bool {
+	if p.uid == 0 || p.uid == s.euid {
+		return true
+	}
+	return s.gid >= 0 && (p.gid == s.gid || slices.Contains(p.groups, s.gid))
+}
+
+func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
+	p, err := peerOf(c)
+	if err != nil {
+		s.logf("warn", "query connection refused: cannot read peer credentials: %v", err)
+		s.write(c, errorResponse("", "permission denied: cannot read peer credentials"))
+		return
+	}
+	if !s.allowed(p) {
+		s.logf("warn", "query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
+		s.write(c, errorResponse("", "permission denied: uid %d is not allowed to query groupd", p.uid))
+		return
+	}
+	r := bufio.NewReaderSize(c, 4096)
+	for {
+		line, err := readLine(r, MaxLine)
+		if errors.Is(err, errTooLong) {
+			if !s.write(c, errorResponse("", "request longer than %d bytes", MaxLine)) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.logf("debug", "query connection from pid %d: %v", p.pid, err)
+			}
+			return
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		req, err := ParseRequest(line)
+		if err != nil {
+			if !s.write(c, errorResponse("", "%v", err)) {
+				return
+			}
+			continue
+		}
+		s.logf("debug", "query %s from pid %d uid %d", req.Op, p.pid, p.uid)
+		if req.Op == OpWatch {
+			s.watch(ctx, c, r)
+			return
+		}
+		if !s.write(c, s.answer(ctx, req)) {
+			return
+		}
+	}
+}
+
+func (s *Server) answer(ctx context.Context, req Request) Response {
+	resp := Response{V: Version, Op: req.Op, OK: true}
+	switch req.Op {
+	case OpStatus:
+		st := s.h.Status()
+		resp.Status = &st
+	case OpMembers:
+		resp.Members = s.h.Status().Members
+	case OpRecovery:
+		resp.Recovery = s.h.Status().Recovery
+	case OpBypass:
+		b := s.h.Bypass(req.Node)
+		resp.Bypass = &b
+	case OpAck:
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		set, err := s.h.Ack(ctx, req.Node)
+		if err != nil {
+			return errorResponse(req.Op, "%v", err)
+		}
+		resp.Acked = &set
+		s.logf("info", "fencing of node %d acknowledged through the query socket", req.Node)
+	case OpDump:
+		resp.Dump = s.h.Dump()
+	}
+	return resp
+}
+
+// watch streams events until the client closes its end (seen as a read
+// returning), the server stops, or the handler ends the stream.
+func (s *Server) watch(ctx context.Context, c net.Conn, r *bufio.Reader) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		// Anything the client sends now is ignored; EOF means it left.
+		io.Copy(io.Discard, r)
+		cancel()
+	}()
+	events, err := s.h.Watch(ctx)
+	if err != nil {
+		s.write(c, errorResponse(OpWatch, "%v", err))
+		return
+	}
+	if !s.write(c, Response{V: Version, Op: OpWatch, OK: true}) {
+		return
+	}
+	for ev := range events {
+		if !s.write(c, Response{V: Version, Op: OpWatch, OK: true, Event: &ev}) {
+			return
+		}
+	}
+	if ctx.Err() == nil {
+		s.write(c, errorResponse(OpWatch, "watch stream ended by the daemon (stopping, or this client fell behind)"))
+	}
+}
+
+func (s *Server) write(c net.Conn, resp Response) bool {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(errorResponse(resp.Op, "cannot encode reply: %v", err))
+	}
+	c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	_, err = c.Write(append(b, '\n'))
+	return err == nil
+}
+
+var errTooLong = errors.New("line too long")
+
+// readLine reads one line without its newline. A line over max bytes is
+// consumed up to its newline and reported as errTooLong, so the next line
+// can still be read. A last line without a newline is returned as a line.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, chunk...)
+			if len(line) > max+1 || (len(line) == max+1 && line[max] != '\n') {
+				tooLong = true
+				line = nil
+			}
+		}
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, errTooLong
+			}
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		case errors.Is(err, io.EOF) && tooLong:
+			return nil, errTooLong
+		default:
+			return nil, err
+		}
+	}
+}

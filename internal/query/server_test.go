@@ -1,0 +1,405 @@
+package query
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type fakeHandler struct {
+	src      chan Event
+	watching atomic.Int32
+	mu       sync.Mutex
+	acked    []uint32
+}
+
+func newFakeHandler() *fakeHandler { return &fakeHandler{src: make(chan Event)} }
+
+func (h *fakeHandler) Status() Status {
+	return Status{
+		NodeID: 1, NodeName: "alpha", PID: 100, Phase: "joined", ClusterKnown: true, Quorate: true,
+		Ring: "1.8", ClusterMembers: []uint32{1, 2, 3}, Joined: true,
+		Members:  []Member{{NodeID: 1, PID: 100, Name: "alpha", Hello: true}, {NodeID: 2, PID: 200, Name: "bravo"}},
+		Recovery: []RecoverySet{{NodeID: 3, Name: "charlie", State: "waiting-for-fencing", Reason: "nodedown", Failures: 1}},
+	}
+}
+
+func (h *fakeHandler) Bypass(n uint32) Bypass {
+	return Bypass{NodeID: n, Allowed: n == 1, Known: true, Reason: fmt.Sprintf("node %d verdict", n)}
+}
+
+func (h *fakeHandler) Ack(ctx context.Context, n uint32) (RecoverySet, error) {
+	if n != 3 {
+		return RecoverySet{}, fmt.Errorf("ack node %d: no recovery set for that node", n)
+	}
+	h.mu.Lock()
+	h.acked = append(h.acked, n)
+	h.mu.Unlock()
+	return RecoverySet{NodeID: 3, State: "acked"}, nil
+}
+
+func (h *fakeHandler) Dump() []string { return []string{"debug line one", "debug line two"} }
+
+func (h *fakeHandler) Watch(ctx context.Context) (<-chan Event, error) {
+	out := make(chan Event)
+	h.watching.Add(1)
+	go func() {
+		defer h.watching.Add(-1)
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-h.src:
+				if !ok {
+					return
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// serve starts a server on a socket in dir (a new temp dir if "").
+func serve(t *testing.T, cfg Config, h Handler) *Server {
+	t.Helper()
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "groupd.sock")
+	}
+	cfg.Log = testLog{t}
+	srv, err := Listen(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return after its context ended")
+		}
+	})
+	return srv
+}
+
+type testLog struct{ t testing.TB }
+
+func (l testLog) Debugf(f string, a ...any) { l.t.Logf("DEBUG "+f, a...) }
+func (l testLog) Infof(f string, a ...any)  { l.t.Logf("INFO  "+f, a...) }
+func (l testLog) Warnf(f string, a ...any)  { l.t.Logf("WARN  "+f, a...) }
+
+func ctx5s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRoundTrips(t *testing.T) {
+	h := newFakeHandler()
+	srv := serve(t, Config{}, h)
+	ctx := ctx5s(t)
+	c, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	tests := []struct {
+		req   Request
+		check func(*Response) bool
+	}{
+		{Request{Op: OpStatus}, func(r *Response) bool {
+			return r.Status != nil && r.Status.NodeName == "alpha" && len(r.Status.Members) == 2 && r.Status.Recovery[0].NodeID == 3
+		}},
+		{Request{Op: OpMembers}, func(r *Response) bool { return len(r.Members) == 2 && r.Members[1].Name == "bravo" }},
+		{Request{Op: OpRecovery}, func(r *Response) bool { return len(r.Recovery) == 1 && r.Recovery[0].State == "waiting-for-fencing" }},
+		{Request{Op: OpBypass, Node: 1}, func(r *Response) bool { return r.Bypass.Allowed && r.Bypass.NodeID == 1 }},
+		{Request{Op: OpBypass, Node: 2}, func(r *Response) bool { return !r.Bypass.Allowed && r.Bypass.Reason == "node 2 verdict" }},
+		{Request{Op: OpAck, Node: 3}, func(r *Response) bool { return r.Acked != nil && r.Acked.State == "acked" }},
+		{Request{Op: OpDump}, func(r *Response) bool { return len(r.Dump) == 2 && r.Dump[0] == "debug line one" }},
+	}
+	for _, tt := range tests {
+		resp, err := c.Do(ctx, tt.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.req.Op, err)
+		}
+		if !resp.OK || resp.Op != tt.req.Op || resp.V != Version || !tt.check(resp) {
+			t.Errorf("%s: unexpected reply %+v", tt.req.Op, resp)
+		}
+	}
+	if len(h.acked) != 1 {
+		t.Errorf("handler saw acks %v, want one", h.acked)
+	}
+
+	resp, err := Call(ctx, srv.Addr(), Request{Op: OpAck, Node: 9})
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "no recovery set") || resp.OK {
+		t.Errorf("ack of a node without a set: %+v, %v; want a RemoteError", resp, err)
+	}
+}
+
+func TestMalformedAndOversizedRequests(t *testing.T) {
+	srv := serve(t, Config{}, newFakeHandler())
+	conn, err := net.Dial("unix", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	send := func(line string) Response {
+		t.Helper()
+		if _, err := conn.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("no reply to %.40q: %v", line, err)
+		}
+		var resp Response
+		if err := json.Unmarshal(b, &resp); err != nil {
+			t.Fatalf("reply %q is not JSON: %v", b, err)
+		}
+		return resp
+	}
+	tests := []struct {
+		line, wantErr string
+	}{
+		{"garbage\n", "malformed"},
+		{`{"v":1,"op":"launch"}` + "\n", "unknown op"},
+		{`{"v":9,"op":"status"}` + "\n", "version 9"},
+		{strings.Repeat("x", MaxLine+100) + "\n", "longer than"},
+		{`{"v":1,"op":"status","pad":"` + strings.Repeat("p", 2*MaxLine) + `"}` + "\n", "longer than"},
+		{"\n  \n" + `{"v":1,"op":"status"}` + "\n", ""}, // blank lines are skipped
+	}
+	for _, tt := range tests {
+		resp := send(tt.line)
+		if tt.wantErr == "" {
+			if !resp.OK || resp.Status == nil {
+				t.Errorf("valid request after bad ones: %+v", resp)
+			}
+			continue
+		}
+		if resp.OK || !strings.Contains(resp.Error, tt.wantErr) || resp.V != Version {
+			t.Errorf("%.40q: reply %+v, want an error with %q", tt.line, resp, tt.wantErr)
+		}
+	}
+	// and other clients are served as before
+	if _, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Errorf("another client after bad requests: %v", err)
+	}
+}
+
+func TestSocketFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "groupd.sock")
+	srv, err := Listen(Config{Path: path}, newFakeHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
+		t.Errorf("socket %v, %v: want a socket with mode 0600", fi.Mode(), err)
+	}
+	if _, err := Listen(Config{Path: path}, newFakeHandler()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Listen on a live socket = %v, want in use", err)
+	}
+	srv.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file left after Close: %v", err)
+	}
+
+	// a stale socket from a crashed daemon is replaced
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	srv, err = Listen(Config{Path: path}, newFakeHandler())
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	srv.Close()
+
+	// anything else at the path is left alone
+	file := filepath.Join(dir, "not-a-socket")
+	os.WriteFile(file, []byte("keep me"), 0o644)
+	if _, err := Listen(Config{Path: file}, newFakeHandler()); err == nil {
+		t.Error("Listen replaced a regular file")
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep me" {
+		t.Error("Listen damaged a regular file at the socket path")
+	}
+	if _, err := Listen(Config{Path: ""}, newFakeHandler()); err == nil {
+		t.Error("Listen with no path succeeded")
+	}
+	if _, err := Listen(Config{Path: filepath.Join(dir, "g.sock"), Group: "no-such-group-groupd"}, newFakeHandler()); err == nil {
+		t.Error("Listen with an unknown group succeeded")
+	}
+}
+
+func TestWatch(t *testing.T) {
+	h := newFakeHandler()
+	srv := serve(t, Config{}, h)
+	c, err := Dial(ctx5s(t), srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Watch(ctx, func(e Event) error { got <- e; return nil })
+	}()
+	for i := range 3 {
+		e := Event{Kind: "recovery-opened", NodeID: uint32(i + 2), Text: fmt.Sprintf("event %d", i)}
+		select {
+		case h.src <- e:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server never started watching")
+		}
+		if r := <-got; r.Text != e.Text || r.NodeID != e.NodeID {
+			t.Errorf("watched %+v, want %+v", r, e)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch after cancel = %v, want nil", err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.watching.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server kept watching after the client closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatchEndedByDaemon(t *testing.T) {
+	h := newFakeHandler()
+	srv := serve(t, Config{}, h)
+	c, err := Dial(ctx5s(t), srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(context.Background(), func(Event) error { return nil }) }()
+	for h.watching.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(h.src)
+	var re *RemoteError
+	if err := <-done; !errors.As(err, &re) || !strings.Contains(re.Msg, "ended") {
+		t.Errorf("Watch when the daemon ends the stream = %v", err)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	srv := serve(t, Config{MaxConns: 1}, newFakeHandler())
+	ctx := ctx5s(t)
+	first, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Do(ctx, Request{Op: OpStatus}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Call(ctx, srv.Addr(), Request{Op: OpStatus})
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
+		t.Errorf("connection over the limit: %v, want a too-many reply", err)
+	}
+	first.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := Call(ctx, srv.Addr(), Request{Op: OpStatus}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slot not freed after the first client closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Serve must not hang on clients that connect and say nothing.
+func TestServeStopsWithIdleClients(t *testing.T) {
+	srv, err := Listen(Config{Path: filepath.Join(t.TempDir(), "s.sock")}, newFakeHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	for range 3 {
+		c, err := net.Dial("unix", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// let the server accept them
+	if _, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve hung on idle clients")
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	// a socket that accepts and never answers
+	path := filepath.Join(t.TempDir(), "mute.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			defer c.Close()
+			time.Sleep(5 * time.Second)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = Call(ctx, path, Request{Op: OpStatus})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Call to a mute daemon = %v, want DeadlineExceeded", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Error("Call ignored its deadline")
+	}
+}
