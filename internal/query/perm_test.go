@@ -1,0 +1,158 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	helperEnv  = "GROUPD_QUERY_HELPER_SOCKET"
+	nobody     = 65534
+	queryGroup = 4242
+)
+
+// TestHelperProcess is not a test: permission tests run the test binary
+// as another user and it queries the socket named in the environment,
+// printing the outcome as JSON.
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
+	if path == "" {
+		t.Skip("helper for the permission tests")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := map[string]string{"uid": fmt.Sprint(os.Getuid())}
+	resp, err := Call(ctx, path, Request{Op: OpStatus})
+	var re *RemoteError
+	switch {
+	case errors.As(err, &re):
+		out["remote_error"] = re.Msg
+	case err != nil:
+		out["error"] = err.Error()
+	default:
+		out["phase"] = resp.Status.Phase
+	}
+	json.NewEncoder(os.Stdout).Encode(out)
+	os.Exit(0)
+}
+
+// runAs runs the helper as uid nobody with the given groups and returns
+// what it printed.
+func runAs(t *testing.T, bin, sock string, gid uint32, groups []uint32) map[string]string {
+	t.Helper()
+	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$")
+	// The race runtime otherwise sleeps a second on exit.
+	cmd.Env = append(os.Environ(), helperEnv+"="+sock, "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: gid, Groups: groups}}
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper process: %v (output %q)", err, b)
+	}
+	out := map[string]string{}
+	line := b
+	if i := strings.LastIndexByte(strings.TrimSpace(string(b)), '\n'); i >= 0 {
+		line = b[i+1:]
+	}
+	if err := json.Unmarshal(line, &out); err != nil {
+		t.Fatalf("helper printed %q: %v", b, err)
+	}
+	if out["uid"] != fmt.Sprint(nobody) {
+		t.Fatalf("helper ran as uid %s, want %d", out["uid"], nobody)
+	}
+	return out
+}
+
+// permSetup makes a directory any user can reach, with a copy of the test
+// binary any user can run (the go build dir is private to root).
+func permSetup(t *testing.T) (dir, bin string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("permission tests run the client as another user, which needs root")
+	}
+	dir, err := os.MkdirTemp("", "groupd-query-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "query.test")
+	src, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+func TestPeerCredentials(t *testing.T) {
+	dir, bin := permSetup(t)
+	tests := []struct {
+		name   string
+		cfg    Config
+		gid    uint32
+		groups []uint32
+		want   string // "ok", "denied" (reply), "refused" (cannot connect)
+	}{
+		// The socket is writable by all here, so only the credential check
+		// stands between nobody and the daemon.
+		{name: "non-root peer is denied", cfg: Config{Mode: 0o666}, gid: nobody, want: "denied"},
+		{name: "peer in the allowed group (primary)", cfg: Config{Mode: 0o666, Group: fmt.Sprint(queryGroup)}, gid: queryGroup, want: "ok"},
+		{name: "peer in the allowed group (supplementary)", cfg: Config{Mode: 0o666, Group: fmt.Sprint(queryGroup)}, gid: nobody, groups: []uint32{queryGroup}, want: "ok"},
+		{name: "peer outside the allowed group", cfg: Config{Mode: 0o666, Group: fmt.Sprint(queryGroup)}, gid: nobody, groups: []uint32{queryGroup + 1}, want: "denied"},
+		// With the default mode the file system already keeps nobody out.
+		{name: "default mode 0600", cfg: Config{}, gid: nobody, want: "refused"},
+		{name: "group mode 0660 lets the group connect", cfg: Config{Group: fmt.Sprint(queryGroup)}, gid: nobody, groups: []uint32{queryGroup}, want: "ok"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Path = filepath.Join(dir, fmt.Sprintf("s%d.sock", i))
+			srv := serve(t, tt.cfg, newFakeHandler())
+			out := runAs(t, bin, srv.Addr(), tt.gid, tt.groups)
+			switch tt.want {
+			case "ok":
+				if out["phase"] != "joined" {
+					t.Errorf("allowed peer got %v", out)
+				}
+			case "denied":
+				if !strings.Contains(out["remote_error"], "permission denied") {
+					t.Errorf("peer got %v, want a permission denied reply", out)
+				}
+			case "refused":
+				if !strings.Contains(out["error"], "permission denied") || out["remote_error"] != "" {
+					t.Errorf("peer got %v, want connect to fail with EACCES", out)
+				}
+			}
+			// root is always served
+			if _, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpStatus}); err != nil {
+				t.Errorf("root refused: %v", err)
+			}
+		})
+	}
+}
