@@ -378,3 +378,37 @@ func TestKillOwnNode(t *testing.T) {
 		t.Errorf("Close after corosync died: %v", err)
 	}
 }
+
+// corosync killed with SIGKILL, without any goodbye: the stream still ends
+// with the terminal error within a second, and a new Open works once
+// corosync is back.
+func TestCorosyncKilled(t *testing.T) {
+	n := corotest.Start(t)
+	c := open(t)
+	next(t, c)
+	next(t, c)
+	n.Kill()
+	deadline := time.After(time.Second)
+	var last Event
+	for closed := false; !closed; {
+		select {
+		case e, ok := <-c.Events():
+			closed = !ok
+			if ok {
+				last = e
+			}
+		case <-deadline:
+			t.Fatalf("stream not closed within 1s of SIGKILL; last event %v", last)
+		}
+	}
+	if last.Kind != EventError || !errors.Is(last.Err, cs.ErrLibrary) {
+		t.Errorf("last event = %v, want EventError wrapping cs.ErrLibrary", last)
+	}
+	c.Close()
+
+	corotest.Start(t)
+	c2 := open(t)
+	if e := next(t, c2); e.Kind != EventMembership || !e.Initial {
+		t.Errorf("first event after restart = %v", e)
+	}
+}
