@@ -10,7 +10,7 @@ import (
 func newTestDaemon(t *testing.T, k *fakeKiller, hs *fakeHello) (*Daemon, chan Event, context.CancelFunc, chan error) {
 	t.Helper()
 	d := NewDaemon(Config{
-		OurNodeID: us, OurPID: ourPID, Start: t0, KillOnProcDown: true,
+		OurNodeID: us, OurPID: ourPID, Start: t0,
 		Kill: k, Hello: hs, Clock: &fakeClock{now: t0}, Log: testLog{t},
 	})
 	events := make(chan Event)

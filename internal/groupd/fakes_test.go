@@ -108,16 +108,16 @@ type harness struct {
 func newHarness(t *testing.T, killOnProcDown bool) *harness {
 	h := &harness{t: t, clock: &fakeClock{now: t0}, killer: &fakeKiller{}, hello: &fakeHello{}}
 	h.m = NewMachine(Config{
-		OurNodeID:      us,
-		OurPID:         ourPID,
-		Start:          t0.Add(-time.Minute),
-		KillOnProcDown: killOnProcDown,
-		Kill:           h.killer,
-		Hello:          h.hello,
-		Clock:          h.clock,
-		Names:          names{1: "alpha", 2: "bravo", 3: "charlie", 4: "delta"},
-		Log:            testLog{t},
-		Notify:         func(n Notice) { h.notices = append(h.notices, n) },
+		OurNodeID:        us,
+		OurPID:           ourPID,
+		Start:            t0.Add(-time.Minute),
+		NoKillOnProcDown: !killOnProcDown,
+		Kill:             h.killer,
+		Hello:            h.hello,
+		Clock:            h.clock,
+		Names:            names{1: "alpha", 2: "bravo", 3: "charlie", 4: "delta"},
+		Log:              testLog{t},
+		Notify:           func(n Notice) { h.notices = append(h.notices, n) },
 	})
 	return h
 }

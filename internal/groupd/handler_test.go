@@ -15,7 +15,7 @@ import (
 func TestQueryOverSocket(t *testing.T) {
 	k, hs := &fakeKiller{}, &fakeHello{}
 	d := NewDaemon(Config{
-		OurNodeID: us, OurPID: ourPID, Start: t0, KillOnProcDown: true,
+		OurNodeID: us, OurPID: ourPID, Start: t0,
 		Kill: k, Hello: hs, Clock: &fakeClock{now: t0},
 		Names: names{1: "alpha", 2: "bravo", 3: "charlie"}, Log: testLog{t},
 	})

@@ -77,10 +77,11 @@ type Config struct {
 	OurPID    uint32
 	// Start is when this daemon started; sent in our hello.
 	Start time.Time
-	// KillOnProcDown kills from the cluster a node whose groupd died while
-	// its corosync stayed up, so it gets fenced rather than running on
-	// with uncontrolled state. On by default in the daemon's flags.
-	KillOnProcDown bool
+	// NoKillOnProcDown stops the machine from killing, from the cluster,
+	// a node whose groupd died while its corosync stayed up. By default
+	// (false) such a node is killed, so it gets fenced rather than running
+	// on with uncontrolled dlm/gfs state.
+	NoKillOnProcDown bool
 
 	Kill  Killer
 	Hello HelloSender
@@ -269,6 +270,8 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	case m.joined && !wasJoined:
 		m.phase = PhaseJoined
 		m.notice("info", "joined", m.cfg.OurNodeID, "we joined the groupd group as %s pid %d", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
+	case !m.joined && wasJoined && m.phase == PhaseLeaving:
+		m.notice("info", "left", m.cfg.OurNodeID, "we (%s pid %d) left the groupd group", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
 	case !m.joined && wasJoined:
 		m.notice("warn", "not-member", m.cfg.OurNodeID, "we (%s pid %d) are no longer in the groupd group membership", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
 	}
@@ -349,7 +352,7 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 	m.sets[id] = s
 
 	gone := m.clusterKnown && !m.cluster[id]
-	kill := l.Reason == ReasonProcDown && !gone && m.cfg.KillOnProcDown && id != m.cfg.OurNodeID
+	kill := l.Reason == ReasonProcDown && !gone && !m.cfg.NoKillOnProcDown && id != m.cfg.OurNodeID
 	switch {
 	case gone:
 		// cman had already removed it (its event overtook ours while the

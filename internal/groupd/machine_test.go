@@ -357,3 +357,43 @@ func TestNoticesForWatchers(t *testing.T) {
 		t.Errorf("notice %q does not name the node", h.notices[len(h.notices)-1].Text)
 	}
 }
+
+func TestOurCleanShutdown(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.m.Handle(SetPhase{PhaseLeaving})
+	h.leave(us, ourPID, ReasonLeave)
+	s := h.snap()
+	if s.Joined || s.Phase != PhaseLeaving || len(s.Recovery) != 0 {
+		t.Errorf("after leaving: joined %v phase %s sets %v", s.Joined, s.Phase, s.Recovery)
+	}
+	for _, n := range h.notices {
+		if n.Level == "warn" {
+			t.Errorf("a deliberate leave logged a warning: %s", n.Text)
+		}
+	}
+	// and without our group view nobody can be vouched for
+	if d := s.BypassDetail(2); d.Allowed || d.Known {
+		t.Errorf("bypass after we left: %+v", d)
+	}
+}
+
+func TestKillFailureKeepsSetPending(t *testing.T) {
+	h := newHarness(t, true)
+	h.killer.err = errors.New("cfg: try again")
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.wantSets("2:waiting-for-cman")
+	found := false
+	for _, n := range h.notices {
+		if n.Kind == "kill-failed" && strings.Contains(n.Text, "still needs fencing") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("a failed kill was not reported")
+	}
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("bypass allowed after a failed kill")
+	}
+}

@@ -9,6 +9,7 @@ import (
 // Snapshot is the daemon state at one moment. It is never modified after
 // it is made, so any goroutine may read it.
 type Snapshot struct {
+	// Time is when the snapshot was taken: after the last change.
 	Time      time.Time
 	OurNodeID uint32
 	OurName   string
