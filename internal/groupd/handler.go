@@ -84,6 +84,9 @@ func StatusOf(s *Snapshot) query.Status {
 	if s.ClusterKnown {
 		st.Ring = s.Ring.String()
 	}
+	for _, id := range s.ClusterMembers {
+		st.Nodes = append(st.Nodes, query.Node{NodeID: id, Name: s.ClusterNames[id]})
+	}
 	for _, m := range s.Members {
 		st.Members = append(st.Members, query.Member{
 			NodeID: m.NodeID, PID: m.PID, Name: m.Name, Since: m.Since, Hello: m.Hello,

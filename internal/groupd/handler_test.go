@@ -86,6 +86,9 @@ func TestQueryOverSocket(t *testing.T) {
 	if len(st.Recovery) != 1 || st.Recovery[0].NodeID != 3 || st.Recovery[0].State != "waiting-for-fencing" || st.Recovery[0].Reason != "nodedown" || st.Recovery[0].Name != "charlie" {
 		t.Errorf("recovery %+v", st.Recovery)
 	}
+	if id, err := st.Resolve("bravo"); err != nil || id != 2 || len(st.Nodes) != 2 {
+		t.Errorf("status names the cluster nodes %+v; Resolve(bravo) = %d, %v", st.Nodes, id, err)
+	}
 	if b := call(query.Request{Op: query.OpBypass, Node: 2}).Bypass; !b.Allowed || !b.Known {
 		t.Errorf("bypass of healthy node 2: %+v", b)
 	}

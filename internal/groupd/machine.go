@@ -617,8 +617,12 @@ func (m *Machine) Snapshot() *Snapshot {
 		Joined:       m.joined,
 		Closed:       slices.Clone(m.closed),
 	}
+	s.ClusterNames = map[uint32]string{}
 	for id := range m.cluster {
 		s.ClusterMembers = append(s.ClusterMembers, id)
+		if n := m.name(id); n != "" {
+			s.ClusterNames[id] = n
+		}
 	}
 	slices.Sort(s.ClusterMembers)
 	for _, mb := range m.members {

@@ -21,6 +21,8 @@ type Snapshot struct {
 	Quorate        bool
 	Ring           RingID
 	ClusterMembers []uint32 // sorted
+	// ClusterNames names the cluster members, as far as Namer knew them.
+	ClusterNames map[uint32]string
 
 	Joined   bool          // our process is in the groupd group
 	Members  []GroupMember // sorted by node id, pid

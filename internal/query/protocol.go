@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -115,10 +117,56 @@ type Status struct {
 	Quorate        bool          `json:"quorate"`
 	Ring           string        `json:"ring,omitempty"`
 	ClusterMembers []uint32      `json:"cluster_members"`
+	Nodes          []Node        `json:"nodes,omitempty"` // cluster members with names
 	Joined         bool          `json:"joined"`
 	Members        []Member      `json:"members"`
 	Recovery       []RecoverySet `json:"recovery"`
 	Closed         []RecoverySet `json:"closed,omitempty"`
+}
+
+// Node is a cluster member.
+type Node struct {
+	NodeID uint32 `json:"node_id"`
+	Name   string `json:"name,omitempty"`
+}
+
+// Resolve turns a tool's NODE argument, a node id or a node name, into a
+// node id, looking the name up in everything the status names. Requests
+// carry ids only, so the daemon never guesses which node a name meant.
+func (s *Status) Resolve(arg string) (uint32, error) {
+	if n, err := strconv.ParseUint(arg, 10, 32); err == nil {
+		if n == 0 {
+			return 0, errors.New("node id 0 is not a node")
+		}
+		return uint32(n), nil
+	}
+	found := map[uint32]bool{}
+	add := func(id uint32, name string) {
+		if name != "" && name == arg {
+			found[id] = true
+		}
+	}
+	if s.NodeName != "" {
+		add(s.NodeID, s.NodeName)
+	}
+	for _, n := range s.Nodes {
+		add(n.NodeID, n.Name)
+	}
+	for _, m := range s.Members {
+		add(m.NodeID, m.Name)
+	}
+	for _, r := range append(slices.Clone(s.Recovery), s.Closed...) {
+		add(r.NodeID, r.Name)
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("no node named %q is known to groupd; give its node id", arg)
+	case 1:
+		for id := range found {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("more than one node id is named %q; give the node id", arg)
 }
 
 // Member is a groupd group member.

@@ -123,3 +123,41 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestStatusResolve(t *testing.T) {
+	st := &Status{
+		NodeID: 1, NodeName: "alpha",
+		Nodes:    []Node{{NodeID: 1, Name: "alpha"}, {NodeID: 2, Name: "bravo"}, {NodeID: 5}},
+		Members:  []Member{{NodeID: 2, Name: "bravo"}},
+		Recovery: []RecoverySet{{NodeID: 3, Name: "charlie"}},
+		Closed:   []RecoverySet{{NodeID: 4, Name: "delta"}, {NodeID: 6, Name: "twin"}, {NodeID: 7, Name: "twin"}},
+	}
+	tests := []struct {
+		arg     string
+		want    uint32
+		wantErr string
+	}{
+		{arg: "2", want: 2},
+		{arg: "99", want: 99}, // ids need no lookup: the daemon answers for any
+		{arg: "alpha", want: 1},
+		{arg: "bravo", want: 2},
+		{arg: "charlie", want: 3}, // only known from its recovery set
+		{arg: "delta", want: 4},
+		{arg: "0", wantErr: "not a node"},
+		{arg: "echo", wantErr: "no node named"},
+		{arg: "", wantErr: "no node named"},
+		{arg: "twin", wantErr: "more than one"},
+	}
+	for _, tt := range tests {
+		got, err := st.Resolve(tt.arg)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Resolve(%q) = %d, %v; want error %q", tt.arg, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Resolve(%q) = %d, %v; want %d", tt.arg, got, err, tt.want)
+		}
+	}
+}
