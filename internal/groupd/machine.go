@@ -503,12 +503,15 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	if mb.stale {
+		// Once recognised as the run that failed, it stays unvouched for
+		// as long as it is a member, even after its set is acked.
+		return
+	}
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
 		// The very run that failed has merged back with whatever state it
 		// held: not a clean start.
-		if !mb.stale {
-			m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
-		}
+		m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
 		mb.stale = true
 		mb.hello = nil
 		return

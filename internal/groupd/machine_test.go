@@ -191,6 +191,31 @@ func TestMergeBackWithOldStateIsNotACleanStart(t *testing.T) {
 		t.Errorf("member %+v: want the stale hello shown and not counted", m)
 	}
 
+	// an ack does not make the old run trustworthy while it stays
+	if _, err := h.m.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	h.sayHello(2, pidOf(2))
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("the merged-back old run became bypassable after an ack")
+	}
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+	h.wantSets("2:waiting-for-fencing")
+	if s := h.set(2); s.Failures != 1 {
+		t.Errorf("failures %d in the set opened after the ack, want 1", s.Failures)
+	}
+}
+
+// Without an ack, failing again folds into the one set.
+func TestMergeBackThenFailAgain(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+	h.nodes(1, 2)
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2))
 	h.leave(2, pidOf(2), ReasonNodeDown)
 	h.nodes(1)
 	h.wantSets("2:waiting-for-fencing")
