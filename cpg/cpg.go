@@ -1,0 +1,521 @@
+package cpg
+
+/*
+#cgo LDFLAGS: -lcpg
+#include "glue.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/groupd-go/groupd/cs"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// MaxNameLength is the longest group name, in bytes (CPG_MAX_NAME_LENGTH).
+	MaxNameLength = C.CPG_MAX_NAME_LENGTH
+	// MaxBuffers is the most buffers one Multicast takes: libcpg copies
+	// them, after its own header, into an array of 64 iovecs.
+	MaxBuffers = 63
+	// MaxMessageSize is the largest message: the 32-bit length field of
+	// corosync's fragmentation protocol. Messages above MaxAtomicMsgSize
+	// (about 1 MiB) are cut into fragments by libcpg and reassembled, in
+	// memory, by every receiver.
+	MaxMessageSize = math.MaxUint32
+	// MaxMembers is corosync's limit on processes in one membership list
+	// (PROCESSOR_COUNT_MAX), which MembershipGet's buffer holds.
+	MaxMembers = C.GLUE_MEMBERS_MAX
+)
+
+// The corosync errors callers of this package most often test for, with
+// errors.Is. All cs_error_t values are in package cs.
+var (
+	ErrTryAgain  = cs.ErrTryAgain
+	ErrLibrary   = cs.ErrLibrary
+	ErrExist     = cs.ErrExist
+	ErrNotExist  = cs.ErrNotExist
+	ErrTooBig    = cs.ErrTooBig
+	ErrBadHandle = cs.ErrBadHandle
+)
+
+// ErrClosed is returned by calls on a Handle after Close.
+var ErrClosed = errors.New("cpg handle is closed")
+
+// Handle is one connection to corosync's CPG service (cpg_handle_t) and
+// the stream of events delivered on it.
+//
+// All methods are safe for concurrent use. Calls that talk to corosync
+// (Join, Leave, Multicast and the queries) may run while events are being
+// delivered, and while another goroutine calls Close; after Close they
+// return ErrClosed.
+type Handle struct {
+	handle C.cpg_handle_t
+	ctx    cgo.Handle
+	waiter *cs.Waiter
+	q      *queue
+	events chan Event
+
+	stop       chan struct{} // closed by Close: the pump gives up
+	readerDone chan struct{}
+	pumpDone   chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
+	terminated atomic.Pointer[error]
+
+	// sendMu keeps multicasts whole: libcpg sends a large message as a
+	// series of fragments, and two series on one connection must not mix.
+	sendMu sync.Mutex
+
+	groupMu sync.Mutex
+	group   string
+	joined  bool
+
+	// Owned by the dispatch goroutine.
+	batch     []Event
+	lastGroup string
+	panicked  error
+}
+
+// New connects to corosync (cpg_model_initialize with CPG_MODEL_V1, the
+// totem confchg callback and CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF) and
+// starts delivering events to Events. Corosync sends the current ring, as
+// a *TotemConfChg, when the handle joins a group, right after the join's
+// *ConfChg.
+func New() (*Handle, error) {
+	h := &Handle{
+		q:          newQueue(),
+		events:     make(chan Event, 256),
+		stop:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		pumpDone:   make(chan struct{}),
+	}
+	h.ctx = cgo.NewHandle(h)
+	if err := cs.Result(int(C.glue_initialize(&h.handle, C.uintptr_t(h.ctx)))); err != nil {
+		h.ctx.Delete()
+		if errors.Is(err, cs.ErrLibrary) {
+			return nil, fmt.Errorf("cpg initialize: cannot reach corosync (is it running?): %w", err)
+		}
+		return nil, fmt.Errorf("cpg initialize: %w", err)
+	}
+	var fd C.int
+	err := cs.Result(int(C.cpg_fd_get(h.handle, &fd)))
+	if err == nil {
+		h.waiter, err = cs.NewWaiter(int(fd))
+	}
+	if err != nil {
+		C.cpg_finalize(h.handle)
+		h.ctx.Delete()
+		return nil, fmt.Errorf("cpg fd get: %w", err)
+	}
+	go h.dispatchLoop()
+	go func() {
+		defer close(h.pumpDone)
+		h.q.pump(h.events, h.stop)
+	}()
+	return h, nil
+}
+
+// Events returns the handle's one ordered stream of *Message, *ConfChg and
+// *TotemConfChg events, in the order corosync delivered them (see the
+// package doc on virtual synchrony and buffering). If corosync goes away
+// the last event is a *Terminated; then the channel is closed. Close also
+// closes it, discarding events not yet received.
+func (h *Handle) Events() <-chan Event { return h.events }
+
+// Err returns the error that ended the stream (the one in the Terminated
+// event), or nil while the stream runs or when it was ended by Close.
+func (h *Handle) Err() error {
+	if p := h.terminated.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Pending returns how many events are queued and not yet received from
+// Events.
+func (h *Handle) Pending() int { return h.q.len() + len(h.events) }
+
+// dispatchBatch is how many events are collected before they are handed to
+// the consumer, so that a long burst is not held back until it ends.
+const dispatchBatch = 256
+
+func (h *Handle) dispatchLoop() {
+	defer close(h.readerDone)
+	var fd C.int
+	C.cpg_fd_get(h.handle, &fd)
+	for {
+		if err := h.waiter.Wait(); err != nil {
+			if !errors.Is(err, cs.ErrClosed) {
+				h.terminate(fmt.Errorf("cpg: waiting for corosync: %w", err))
+			}
+			return
+		}
+		progress := false
+		for len(h.batch) < dispatchBatch && !h.closed.Load() {
+			before := len(h.batch)
+			err := cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ONE_NONBLOCKING)))
+			if h.panicked != nil {
+				err = h.panicked
+			}
+			if errors.Is(err, cs.ErrTryAgain) {
+				break // nothing left to dispatch
+			}
+			if err != nil {
+				h.terminate(fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err))
+				return
+			}
+			if len(h.batch) == before {
+				break // empty, or a fragment of a larger message
+			}
+			progress = true
+		}
+		if !progress && hungUp(int(fd)) {
+			h.terminate(fmt.Errorf("cpg dispatch: corosync closed the connection: %w", cs.ErrLibrary))
+			return
+		}
+		if len(h.batch) > 0 {
+			h.q.push(h.batch, false)
+			clear(h.batch)
+			h.batch = h.batch[:0]
+		}
+	}
+}
+
+// hungUp reports whether corosync has closed its end of fd. Checked only
+// when the fd woke us but gave no event, so a dead connection can never
+// make the dispatch loop spin.
+func hungUp(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	n, err := unix.Poll(pfd, 0)
+	if err != nil || n == 0 {
+		return false
+	}
+	return pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
+}
+
+func (h *Handle) terminate(err error) {
+	h.terminated.Store(&err)
+	h.q.push(append(h.batch, &Terminated{Err: err}), true)
+	h.batch = nil
+}
+
+// Close leaves corosync (cpg_finalize): it stops event delivery, waits for
+// the dispatch goroutine, closes the Events channel (discarding events not
+// yet received) and only then finalizes the C handle. Close may be called
+// from any goroutine, also while events are being received, and more than
+// once; later calls return nil.
+func (h *Handle) Close() error {
+	var err error
+	h.closeOnce.Do(func() {
+		h.closed.Store(true)
+		h.waiter.Close()
+		<-h.readerDone
+		close(h.stop)
+		<-h.pumpDone
+		rc := cs.Result(int(C.cpg_finalize(h.handle)))
+		h.ctx.Delete()
+		if rc != nil && h.Err() == nil {
+			err = fmt.Errorf("cpg finalize: %w", rc)
+		}
+	})
+	return err
+}
+
+func checkName(group string) error {
+	if len(group) == 0 {
+		return fmt.Errorf("cpg: empty group name: %w", cs.ErrInvalidParam)
+	}
+	if len(group) > MaxNameLength {
+		return fmt.Errorf("cpg: group name of %d bytes is longer than %d: %w",
+			len(group), MaxNameLength, cs.ErrNameTooLong)
+	}
+	return nil
+}
+
+// Retry pacing for CS_ERR_TRY_AGAIN: corosync says this while it syncs
+// after a membership change, or when its queues are full.
+const (
+	firstBackoff = 500 * time.Microsecond
+	maxBackoff   = 100 * time.Millisecond
+)
+
+// retry calls f until it returns something other than CS_ERR_TRY_AGAIN,
+// backing off between attempts, or until ctx is done.
+func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
+	var timer *time.Timer
+	delay := firstBackoff
+	for {
+		if h.closed.Load() {
+			return ErrClosed
+		}
+		err := cs.Result(int(f()))
+		if !errors.Is(err, cs.ErrTryAgain) {
+			if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
+				return ErrClosed
+			}
+			return err
+		}
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w, and gave up: %w", err, ctx.Err())
+		case <-timer.C:
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}
+
+func cName(s string) (*C.char, C.uint32_t) {
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.uint32_t(len(s))
+}
+
+// Join joins the process group named group (cpg_join). The name is 1 to
+// MaxNameLength bytes and is used exactly as given, NUL bytes included, so
+// Pacemaker's groups, whose names end in a NUL, can be joined. A handle is
+// in at most one group at a time. CS_ERR_TRY_AGAIN is retried with
+// back-off until ctx is done.
+func (h *Handle) Join(ctx context.Context, group string) error {
+	if err := checkName(group); err != nil {
+		return fmt.Errorf("cpg join %q: %w", group, err)
+	}
+	h.groupMu.Lock()
+	defer h.groupMu.Unlock()
+	if h.joined {
+		return fmt.Errorf("cpg join %q: this handle is already in group %q (one group per handle): %w",
+			group, h.group, cs.ErrExist)
+	}
+	name, n := cName(group)
+	err := h.retry(ctx, func() C.cs_error_t { return C.glue_join(h.handle, name, n) })
+	runtime.KeepAlive(group)
+	if err != nil {
+		return fmt.Errorf("cpg join %q: %w", group, err)
+	}
+	h.group, h.joined = group, true
+	return nil
+}
+
+// Leave leaves the handle's group (cpg_leave). The members, this process
+// among them, then see it leave with ReasonLeave. CS_ERR_TRY_AGAIN is
+// retried with back-off until ctx is done.
+func (h *Handle) Leave(ctx context.Context) error {
+	h.groupMu.Lock()
+	defer h.groupMu.Unlock()
+	if !h.joined {
+		return fmt.Errorf("cpg leave: this handle is in no group: %w", cs.ErrNotExist)
+	}
+	name, n := cName(h.group)
+	err := h.retry(ctx, func() C.cs_error_t { return C.glue_leave(h.handle, name, n) })
+	if err != nil {
+		return fmt.Errorf("cpg leave %q: %w", h.group, err)
+	}
+	h.joined = false
+	return nil
+}
+
+// Group returns the group the handle is in, if any.
+func (h *Handle) Group() (string, bool) {
+	h.groupMu.Lock()
+	defer h.groupMu.Unlock()
+	return h.group, h.joined
+}
+
+// Multicast sends one message, the concatenation of bufs, to every member
+// of the handle's group (cpg_mcast_joined), this process included. At most
+// MaxBuffers buffers and MaxMessageSize bytes in all; corosync delivers
+// every message in agreed order whatever g says.
+//
+// When corosync applies flow control (CS_ERR_TRY_AGAIN), Multicast backs
+// off and retries until ctx is done. The buffers may be reused as soon as
+// it returns.
+func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) error {
+	if len(bufs) > MaxBuffers {
+		return fmt.Errorf("cpg multicast: %d buffers, at most %d: %w", len(bufs), MaxBuffers, cs.ErrInvalidParam)
+	}
+	if g > Safe {
+		return fmt.Errorf("cpg multicast: unknown guarantee %d: %w", uint32(g), cs.ErrInvalidParam)
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if total > MaxMessageSize {
+		return fmt.Errorf("cpg multicast: message of %d bytes is larger than corosync's limit of %d: %w",
+			total, MaxMessageSize, cs.ErrTooBig)
+	}
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	var err error
+	switch len(bufs) {
+	case 0:
+		err = h.retry(ctx, func() C.cs_error_t {
+			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), nil, 0)
+		})
+	case 1:
+		p, n := unsafe.Pointer(unsafe.SliceData(bufs[0])), C.size_t(len(bufs[0]))
+		err = h.retry(ctx, func() C.cs_error_t {
+			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), p, n)
+		})
+		runtime.KeepAlive(bufs[0])
+	default:
+		err = h.multicastv(ctx, g, bufs)
+	}
+	if err != nil {
+		if errors.Is(err, cs.ErrNotExist) {
+			return fmt.Errorf("cpg multicast: not in a group (Join first): %w", err)
+		}
+		return fmt.Errorf("cpg multicast: %w", err)
+	}
+	return nil
+}
+
+func (h *Handle) multicastv(ctx context.Context, g Guarantee, bufs [][]byte) error {
+	// The iovec array lives in Go memory and points at Go buffers; cgo
+	// allows that only while those buffers are pinned.
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	iov := make([]C.struct_iovec, len(bufs))
+	for i, b := range bufs {
+		if len(b) > 0 {
+			p := unsafe.SliceData(b)
+			pin.Pin(p)
+			iov[i].iov_base = unsafe.Pointer(p)
+		}
+		iov[i].iov_len = C.size_t(len(b))
+	}
+	return h.retry(ctx, func() C.cs_error_t {
+		return C.cpg_mcast_joined(h.handle, C.cpg_guarantee_t(g), &iov[0], C.uint(len(iov)))
+	})
+}
+
+func addressesOf(p *C.struct_cpg_address, n int) []Address {
+	if n <= 0 {
+		return nil
+	}
+	src := unsafe.Slice(p, n)
+	out := make([]Address, n)
+	for i := range src {
+		out[i] = Address{NodeID: uint32(src[i].nodeid), PID: uint32(src[i].pid), Reason: Reason(src[i].reason)}
+	}
+	return out
+}
+
+// MembershipGet returns the current members of group (cpg_membership_get),
+// from a buffer of MaxMembers entries. libcpg writes as many entries as
+// corosync sends, up to corosync's own limit, so a smaller buffer (its
+// CPG_MEMBERS_MAX is 128) could overflow.
+func (h *Handle) MembershipGet(ctx context.Context, group string) ([]Address, error) {
+	if err := checkName(group); err != nil {
+		return nil, fmt.Errorf("cpg membership %q: %w", group, err)
+	}
+	members := make([]C.struct_cpg_address, MaxMembers)
+	var count C.int
+	name, n := cName(group)
+	err := h.retry(ctx, func() C.cs_error_t {
+		count = MaxMembers
+		return C.glue_membership(h.handle, name, n, &members[0], &count)
+	})
+	runtime.KeepAlive(group)
+	if err != nil {
+		return nil, fmt.Errorf("cpg membership %q: %w", group, err)
+	}
+	return addressesOf(&members[0], min(int(count), MaxMembers)), nil
+}
+
+// LocalGet returns this node's id (cpg_local_get).
+func (h *Handle) LocalGet(ctx context.Context) (uint32, error) {
+	var id C.uint
+	err := h.retry(ctx, func() C.cs_error_t { return C.cpg_local_get(h.handle, &id) })
+	if err != nil {
+		return 0, fmt.Errorf("cpg local get: %w", err)
+	}
+	return uint32(id), nil
+}
+
+// MaxAtomicMsgSize returns the largest message corosync sends without
+// fragmenting it (cpg_max_atomic_msgsize_get). Larger messages work too,
+// up to MaxMessageSize.
+func (h *Handle) MaxAtomicMsgSize() (uint32, error) {
+	if h.closed.Load() {
+		return 0, ErrClosed
+	}
+	var size C.uint32_t
+	if err := cs.Result(int(C.cpg_max_atomic_msgsize_get(h.handle, &size))); err != nil {
+		return 0, fmt.Errorf("cpg max atomic msgsize: %w", err)
+	}
+	return uint32(size), nil
+}
+
+// Groups returns the names of all groups in the cluster
+// (cpg_iteration_* with CPG_ITERATION_NAME_ONLY).
+func (h *Handle) Groups(ctx context.Context) ([]string, error) {
+	all, err := h.iterate(ctx, C.CPG_ITERATION_NAME_ONLY, "")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(all))
+	for i, m := range all {
+		names[i] = m.Group
+	}
+	return names, nil
+}
+
+// Processes returns every process of every group in the cluster
+// (cpg_iteration_* with CPG_ITERATION_ALL).
+func (h *Handle) Processes(ctx context.Context) ([]GroupMember, error) {
+	return h.iterate(ctx, C.CPG_ITERATION_ALL, "")
+}
+
+// GroupMembers returns the processes of one group
+// (cpg_iteration_* with CPG_ITERATION_ONE_GROUP).
+func (h *Handle) GroupMembers(ctx context.Context, group string) ([]GroupMember, error) {
+	if err := checkName(group); err != nil {
+		return nil, fmt.Errorf("cpg iterate %q: %w", group, err)
+	}
+	return h.iterate(ctx, C.CPG_ITERATION_ONE_GROUP, group)
+}
+
+func (h *Handle) iterate(ctx context.Context, typ C.cpg_iteration_type_t, group string) ([]GroupMember, error) {
+	var it C.cpg_iteration_handle_t
+	name, n := cName(group)
+	err := h.retry(ctx, func() C.cs_error_t {
+		return C.glue_iteration_initialize(h.handle, typ, name, n, &it)
+	})
+	runtime.KeepAlive(group)
+	if err != nil {
+		return nil, fmt.Errorf("cpg iteration initialize: %w", err)
+	}
+	defer C.cpg_iteration_finalize(it)
+	var out []GroupMember
+	for {
+		var d C.struct_cpg_iteration_description_t
+		err := cs.Result(int(C.cpg_iteration_next(it, &d)))
+		if errors.Is(err, cs.ErrNoSections) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cpg iteration next: %w", err)
+		}
+		l := min(int(d.group.length), MaxNameLength)
+		out = append(out, GroupMember{
+			Group:  C.GoStringN(&d.group.value[0], C.int(l)),
+			NodeID: uint32(d.nodeid),
+			PID:    uint32(d.pid),
+		})
+	}
+}

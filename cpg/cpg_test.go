@@ -1,0 +1,642 @@
+package cpg_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/groupd-go/groupd/cpg"
+	"github.com/groupd-go/groupd/internal/corotest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain())
+	}
+	os.Exit(corotest.Main(m))
+}
+
+const (
+	childEnv   = "CPG_TEST_CHILD"
+	childGroup = "CPG_TEST_GROUP"
+	childCount = "CPG_TEST_COUNT"
+)
+
+// childMain is another process in the test group (corosync tells members
+// apart by node id and pid, so one process joins a group once). It joins
+// and says so on stdout. With CPG_TEST_COUNT set, it then sends its third
+// of that many messages once three members are in, and prints the digest
+// of the order it received them in. Otherwise it obeys lines on stdin:
+// "leave" leaves the group; end of input ends the process.
+func childMain() int {
+	ctx := context.Background()
+	h, err := cpg.New()
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	if err := h.Join(ctx, os.Getenv(childGroup)); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("joined")
+	total, _ := strconv.Atoi(os.Getenv(childCount))
+	if total == 0 {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			if in.Text() == "leave" {
+				if err := h.Leave(ctx); err != nil {
+					fmt.Println("error", err)
+				}
+				fmt.Println("left")
+			}
+		}
+		return 0
+	}
+	r := newRecorder(h)
+	go func() {
+		waitMembers(r.confchgs, 3)
+		for i := 0; i < total/3; i++ {
+			h.Multicast(ctx, cpg.Agreed, payload(fmt.Sprint("child", os.Getpid()), i))
+		}
+	}()
+	fmt.Println("digest", r.digest(total))
+	h.Close()
+	return 0
+}
+
+type child struct {
+	cmd   *exec.Cmd
+	pid   uint32
+	stdin io.WriteCloser
+	out   *syncBuffer
+}
+
+func startChild(t *testing.T, group string, count int) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", childGroup+"="+group, childCount+"="+strconv.Itoa(count))
+	c := &child{cmd: cmd, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = c.out, os.Stderr
+	var err error
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.pid = uint32(cmd.Process.Pid)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c.waitFor(t, "joined")
+	return c
+}
+
+// waitFor waits until the child has printed a line starting with word and
+// returns the rest of that line.
+func (c *child) waitFor(t *testing.T, word string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(c.out.String(), "\n") {
+			if rest, ok := strings.CutPrefix(line, word); ok {
+				return strings.TrimSpace(rest)
+			}
+			if strings.HasPrefix(line, "error") {
+				t.Fatalf("child: %s", line)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("child did not say %q: %q", word, c.out.String())
+	return ""
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.String()
+}
+
+func payload(sender string, i int) []byte {
+	return []byte(fmt.Sprintf("%s/%d/%s", sender, i, strings.Repeat("x", i%50)))
+}
+
+// recorder drains a handle's events: confchgs to a channel, messages into
+// a running digest of their order.
+type recorder struct {
+	h        *cpg.Handle
+	confchgs chan *cpg.ConfChg
+	msgs     chan *cpg.Message
+}
+
+func newRecorder(h *cpg.Handle) *recorder {
+	r := &recorder{h: h, confchgs: make(chan *cpg.ConfChg, 100), msgs: make(chan *cpg.Message, 100000)}
+	go func() {
+		for ev := range h.Events() {
+			switch e := ev.(type) {
+			case *cpg.ConfChg:
+				r.confchgs <- e
+			case *cpg.Message:
+				r.msgs <- e
+			}
+		}
+		close(r.msgs)
+	}()
+	return r
+}
+
+func (r *recorder) digest(n int) string {
+	sum := sha256.New()
+	for i := 0; i < n; i++ {
+		m, ok := <-r.msgs
+		if !ok {
+			return "stream ended early"
+		}
+		binary.Write(sum, binary.LittleEndian, m.NodeID)
+		sum.Write(m.Data)
+	}
+	return fmt.Sprintf("%x", sum.Sum(nil))
+}
+
+func waitMembers(confchgs <-chan *cpg.ConfChg, n int) *cpg.ConfChg {
+	for c := range confchgs {
+		if len(c.Members) >= n {
+			return c
+		}
+	}
+	return nil
+}
+
+func newHandle(t *testing.T) *cpg.Handle {
+	t.Helper()
+	h, err := cpg.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// next returns the next event of a type, failing after a timeout.
+func next[E cpg.Event](t *testing.T, h *cpg.Handle) E {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				t.Fatalf("stream closed while waiting for %T (err %v)", *new(E), h.Err())
+			}
+			if e, ok := ev.(E); ok {
+				return e
+			}
+		case <-timeout:
+			var zero E
+			t.Fatalf("no %T within 10s", zero)
+		}
+	}
+}
+
+func has(list []cpg.Address, nodeid, pid uint32, reason cpg.Reason) bool {
+	for _, a := range list {
+		if a.NodeID == nodeid && a.PID == pid && a.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNotRunning(t *testing.T) {
+	corotest.Skip(t)
+	corotest.Stop()
+	h, err := cpg.New()
+	if err == nil {
+		h.Close()
+		t.Fatal("New succeeded without corosync")
+	}
+	if !errors.Is(err, cpg.ErrLibrary) || !strings.Contains(err.Error(), "is it running") {
+		t.Fatalf("New without corosync: %v", err)
+	}
+}
+
+func TestJoinGivesConfChg(t *testing.T) {
+	corotest.Start(t)
+	h := newHandle(t)
+	group := corotest.GroupName(t)
+	if err := h.Join(ctxT(t), group); err != nil {
+		t.Fatal(err)
+	}
+	var first cpg.Event
+	select {
+	case first = <-h.Events():
+	case <-time.After(10 * time.Second):
+	}
+	c, _ := first.(*cpg.ConfChg)
+	pid := uint32(os.Getpid())
+	if c == nil || c.Group != group || !has(c.Joined, corotest.NodeID, pid, cpg.ReasonJoin) ||
+		len(c.Members) != 1 || c.Members[0].PID != pid || len(c.Left) != 0 {
+		t.Fatalf("first event after join: %+v", first)
+	}
+	totem := next[*cpg.TotemConfChg](t, h)
+	if len(totem.Members) != 1 || totem.Members[0] != corotest.NodeID || totem.Ring.Seq == 0 {
+		t.Fatalf("ring after join: %+v", totem)
+	}
+	if err := h.Join(ctxT(t), group+"2"); !errors.Is(err, cpg.ErrExist) {
+		t.Fatalf("second join on one handle: %v", err)
+	}
+	id, err := h.LocalGet(ctxT(t))
+	if err != nil || id != corotest.NodeID {
+		t.Fatalf("LocalGet = %d, %v", id, err)
+	}
+	max, err := h.MaxAtomicMsgSize()
+	if err != nil || max < 64*1024 {
+		t.Fatalf("MaxAtomicMsgSize = %d, %v", max, err)
+	}
+}
+
+// This process and two children, all three sending, receive all messages
+// in the same order.
+func TestIdenticalOrder(t *testing.T) {
+	corotest.Start(t)
+	const total = 10002 // a multiple of three senders
+	group := corotest.GroupName(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	r := newRecorder(h)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	c1, c2 := startChild(t, group, total), startChild(t, group, total)
+	waitMembers(r.confchgs, 3)
+	errc := make(chan error, 1)
+	go func() {
+		for j := 0; j < total/3; j++ {
+			if err := h.Multicast(ctx, cpg.Agreed, payload("parent", j)); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	d := r.digest(total)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	d1, d2 := c1.waitFor(t, "digest"), c2.waitFor(t, "digest")
+	if d != d1 || d != d2 || len(d) != 64 {
+		t.Fatalf("orders differ: %s %s %s", d, d1, d2)
+	}
+}
+
+func TestLeaveAndProcDown(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	next[*cpg.ConfChg](t, h)
+	// Corosync knows a member by node id and pid: one process, one
+	// membership of a group.
+	if err := newHandle(t).Join(ctx, group); !errors.Is(err, cpg.ErrExist) {
+		t.Fatalf("second join of one group from one process: %v", err)
+	}
+
+	leaver := startChild(t, group, 0)
+	if c := next[*cpg.ConfChg](t, h); !has(c.Joined, corotest.NodeID, leaver.pid, cpg.ReasonJoin) || len(c.Members) != 2 {
+		t.Fatalf("child join: %+v", c)
+	}
+	fmt.Fprintln(leaver.stdin, "leave")
+	c := next[*cpg.ConfChg](t, h)
+	if !has(c.Left, corotest.NodeID, leaver.pid, cpg.ReasonLeave) || len(c.Members) != 1 {
+		t.Fatalf("after leave: %+v", c)
+	}
+
+	victim := startChild(t, group, 0)
+	if c := next[*cpg.ConfChg](t, h); !has(c.Joined, corotest.NodeID, victim.pid, cpg.ReasonJoin) {
+		t.Fatalf("child join: %+v", c)
+	}
+	victim.cmd.Process.Signal(syscall.SIGKILL)
+	c = next[*cpg.ConfChg](t, h)
+	if !has(c.Left, corotest.NodeID, victim.pid, cpg.ReasonProcDown) || len(c.Members) != 1 {
+		t.Fatalf("after SIGKILL of the child: %+v", c)
+	}
+	if c.Left[0].Reason.String() != "procdown" {
+		t.Fatalf("reason prints as %q", c.Left[0].Reason)
+	}
+
+	if err := h.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c = next[*cpg.ConfChg](t, h)
+	if !has(c.Left, corotest.NodeID, uint32(os.Getpid()), cpg.ReasonLeave) {
+		t.Fatalf("own leave: %+v", c)
+	}
+	if err := h.Leave(ctx); !errors.Is(err, cpg.ErrNotExist) {
+		t.Fatalf("leave without a group: %v", err)
+	}
+}
+
+// corosync-cpgtool lists groups as a name line followed by "pid nodeid"
+// lines; parse it into group -> set of "nodeid/pid".
+func cpgtoolMembers(t *testing.T) map[string]map[string]bool {
+	out, err := corotest.Tool("corosync-cpgtool", "-e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]map[string]bool{}
+	var cur string
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, " ") {
+			cur = strings.TrimRight(line, "\\x00")
+			cur = strings.TrimSpace(cur)
+			groups[cur] = map[string]bool{}
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			groups[cur][f[1]+"/"+f[0]] = true
+		}
+	}
+	return groups
+}
+
+func TestMembershipAgreesWithCpgtool(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	child := startChild(t, group, 0)
+	waitMembers(newRecorder(h).confchgs, 2)
+
+	want := map[string]bool{
+		fmt.Sprintf("%d/%d", corotest.NodeID, os.Getpid()): true,
+		fmt.Sprintf("%d/%d", corotest.NodeID, child.pid):   true,
+	}
+	tool := cpgtoolMembers(t)[group]
+	members, err := h.MembershipGet(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, m := range members {
+		got[fmt.Sprintf("%d/%d", m.NodeID, m.PID)] = true
+	}
+	iter, err := h.GroupMembers(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromIter := map[string]bool{}
+	for _, m := range iter {
+		if m.Group != group {
+			t.Errorf("iteration of %q gave group %q", group, m.Group)
+		}
+		fromIter[fmt.Sprintf("%d/%d", m.NodeID, m.PID)] = true
+	}
+	all, err := h.Processes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromAll := map[string]bool{}
+	for _, m := range all {
+		if m.Group == group {
+			fromAll[fmt.Sprintf("%d/%d", m.NodeID, m.PID)] = true
+		}
+	}
+	for name, set := range map[string]map[string]bool{"corosync-cpgtool": tool, "MembershipGet": got, "GroupMembers": fromIter, "Processes": fromAll} {
+		if fmt.Sprint(set) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", name, set, want)
+		}
+	}
+	names, err := h.Groups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolGroups := cpgtoolMembers(t)
+	if len(names) != len(toolGroups) {
+		t.Errorf("Groups %q, corosync-cpgtool %v", names, toolGroups)
+	}
+	for _, n := range names {
+		if _, ok := toolGroups[strings.TrimRight(n, "\x00")]; !ok {
+			t.Errorf("group %q is not in corosync-cpgtool's list", n)
+		}
+	}
+}
+
+// Pacemaker's group names end in a NUL byte; they are joined and reported
+// as they are.
+func TestTrailingNUL(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t) + "\x00"
+	h := newHandle(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if c := next[*cpg.ConfChg](t, h); c.Group != group {
+		t.Fatalf("confchg group %q, want %q", c.Group, group)
+	}
+	if err := h.Multicast(ctx, cpg.Agreed, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); m.Group != group || string(m.Data) != "hi" {
+		t.Fatalf("message %+v", m)
+	}
+	names, err := h.Groups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, n := range names {
+		found = found || n == group
+	}
+	if !found {
+		t.Fatalf("Groups() = %q lacks %q", names, group)
+	}
+}
+
+func TestLargeAndScatteredMessages(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	if err := h.Multicast(ctx, cpg.Agreed, big); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); !bytes.Equal(m.Data, big) || m.PID != uint32(os.Getpid()) {
+		t.Fatalf("1 MiB message came back as %d bytes, equal=%v", len(m.Data), bytes.Equal(m.Data, big))
+	}
+	parts := [][]byte{[]byte("a"), {}, []byte("bc"), big[:3000]}
+	if err := h.Multicast(ctx, cpg.FIFO, parts...); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); !bytes.Equal(m.Data, bytes.Join(parts, nil)) {
+		t.Fatalf("scattered message came back as %q...", m.Data[:min(10, len(m.Data))])
+	}
+	if err := h.Multicast(ctx, cpg.Agreed); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); len(m.Data) != 0 {
+		t.Fatalf("empty message came back with %d bytes", len(m.Data))
+	}
+}
+
+// 100,000 messages sent while the consumer does not read: none is lost,
+// none reordered, and each keeps its own bytes.
+func TestSlowConsumer(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100000
+	buf := make([]byte, 8)
+	for i := 0; i < n; i++ {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := h.Multicast(ctx, cpg.Agreed, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.Pending() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	i := 0
+	for i < n {
+		m := next[*cpg.Message](t, h)
+		if got := binary.LittleEndian.Uint64(m.Data); got != uint64(i) {
+			t.Fatalf("message %d carries %d", i, got)
+		}
+		i++
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func TestCorosyncGoesAway(t *testing.T) {
+	node := corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	next[*cpg.ConfChg](t, h)
+	node.Kill()
+	killed := time.Now()
+	term := next[*cpg.Terminated](t, h)
+	if since := time.Since(killed); since > time.Second {
+		t.Errorf("terminal error after %v", since)
+	}
+	if !errors.Is(term.Err, cpg.ErrLibrary) || h.Err() == nil {
+		t.Errorf("terminal error %v, Err() %v", term.Err, h.Err())
+	}
+	select {
+	case _, ok := <-h.Events():
+		if ok {
+			t.Fatal("event after Terminated")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("stream not closed after Terminated")
+	}
+	before := cpuTime()
+	time.Sleep(time.Second)
+	if used := cpuTime() - before; used > 100*time.Millisecond {
+		t.Fatalf("process used %v of CPU in the second after corosync died: spinning", used)
+	}
+	if err := h.Multicast(ctx, cpg.Agreed, []byte("x")); err == nil {
+		t.Fatal("multicast succeeded with corosync gone")
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("Close after corosync died: %v", err)
+	}
+}
+
+func TestCloseWhileDelivering(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			if err := h.Multicast(ctx, cpg.Agreed, []byte("flood")); err != nil {
+				if !errors.Is(err, cpg.ErrClosed) {
+					t.Errorf("multicast during Close: %v", err)
+				}
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		n := 0
+		for range h.Events() {
+			n++
+			if n == 1000 {
+				go h.Close()
+			}
+		}
+	}()
+	wg.Wait()
+	if err := h.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := h.Join(ctx, "x"); !errors.Is(err, cpg.ErrClosed) && !errors.Is(err, cpg.ErrExist) {
+		t.Fatalf("Join after Close: %v", err)
+	}
+	if _, err := h.MembershipGet(ctx, "x"); !errors.Is(err, cpg.ErrClosed) {
+		t.Fatalf("MembershipGet after Close: %v", err)
+	}
+}

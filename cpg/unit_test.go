@@ -1,0 +1,83 @@
+package cpg
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groupd-go/groupd/cs"
+)
+
+func TestReasonAndGuaranteeNames(t *testing.T) {
+	for r, want := range map[Reason]string{ReasonJoin: "join", ReasonLeave: "leave",
+		ReasonNodeDown: "nodedown", ReasonNodeUp: "nodeup", ReasonProcDown: "procdown", 9: "reason(9)"} {
+		if r.String() != want {
+			t.Errorf("Reason(%d) = %q, want %q", uint32(r), r, want)
+		}
+	}
+	if Agreed.String() != "agreed" || Guarantee(7).String() != "guarantee(7)" {
+		t.Error("guarantee names")
+	}
+}
+
+// Bad arguments are refused before anything reaches corosync, so a zero
+// Handle (no connection at all) is enough to check them.
+func TestArgumentChecks(t *testing.T) {
+	var h Handle
+	ctx := context.Background()
+	long := strings.Repeat("g", MaxNameLength+1)
+	cases := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"empty name", h.Join(ctx, ""), cs.ErrInvalidParam},
+		{"129-byte name", h.Join(ctx, long), cs.ErrNameTooLong},
+		{"membership of a long name", second(h.MembershipGet(ctx, long)), cs.ErrNameTooLong},
+		{"iteration of an empty name", second(h.GroupMembers(ctx, "")), cs.ErrInvalidParam},
+		{"64 buffers", h.Multicast(ctx, Agreed, make([][]byte, 64)...), cs.ErrInvalidParam},
+		{"unknown guarantee", h.Multicast(ctx, Guarantee(4), []byte("x")), cs.ErrInvalidParam},
+		{"leave without join", h.Leave(ctx), cs.ErrNotExist},
+	}
+	for _, c := range cases {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, c.err, c.want)
+		}
+	}
+	if err := checkName(strings.Repeat("g", MaxNameLength)); err != nil {
+		t.Errorf("128-byte name refused: %v", err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// A message above corosync's 32-bit length limit is refused with
+// ErrTooBig. The buffers are never touched, so they cost no memory.
+func TestMessageTooBig(t *testing.T) {
+	var h Handle
+	gig := make([]byte, 1<<30)
+	err := h.Multicast(context.Background(), Agreed, gig, gig, gig, gig, gig)
+	if !errors.Is(err, cs.ErrTooBig) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("5 GiB message: %v", err)
+	}
+}
+
+func TestRetryHonoursContext(t *testing.T) {
+	var h Handle
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := h.retry(ctx, func() _Ctype_cs_error_t { calls++; return 6 })
+	if !errors.Is(err, cs.ErrTryAgain) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("retry gave %v", err)
+	}
+	if calls < 3 || calls > 200 {
+		t.Fatalf("%d attempts in 30ms: back-off is wrong", calls)
+	}
+	h.closed.Store(true)
+	if err := h.retry(context.Background(), func() _Ctype_cs_error_t { return 6 }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("retry on a closed handle: %v", err)
+	}
+}
