@@ -124,21 +124,23 @@ func (c *child) waitFor(t *testing.T, word string) string {
 	return ""
 }
 
+// syncBuffer collects a child's output. The buffer is a field, not
+// embedded, so that exec's copier cannot reach its ReadFrom past the lock.
 type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
 
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.Buffer.String()
+	return b.buf.String()
 }
 
 func payload(sender string, i int) []byte {
