@@ -1,0 +1,332 @@
+// Command group_tool queries the groupd daemon on its unix socket.
+//
+//	group_tool [--socket PATH] [--timeout D] COMMAND [--json] [ARGS]
+//
+// Commands: ls, status, members, recovery, dump, watch, ack NODE,
+// bypass NODE. NODE is a node id or a node name.
+//
+// Exit status: 0 on success; 1 when the daemon answered with an error
+// (ack: no recovery set for that node); 2 for a usage error or when the
+// daemon could not be reached. bypass has its own, fixed meaning: 0 the
+// node may skip fencing, 1 it must be fenced, 2 could not tell (which also
+// means fence).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/groupd-go/groupd/internal/query"
+)
+
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the daemon said no, or answered with an error
+	exitUnknown = 2 // usage error, or no answer from the daemon
+)
+
+const defaultSocket = "/run/groupd/groupd.sock"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// tool is one invocation.
+type tool struct {
+	socket  string
+	timeout time.Duration
+	json    bool
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+type command struct {
+	args  string // usage of the positional arguments
+	nargs int
+	help  string
+	run   func(t *tool, ctx context.Context, args []string) int
+}
+
+var commands = map[string]command{
+	"ls":       {"", 0, "the groupd group, its members, our state and recovery sets, as a table", (*tool).ls},
+	"status":   {"", 0, "our node, quorum, the groupd group and recovery sets", (*tool).status},
+	"members":  {"", 0, "the members of the groupd group", (*tool).members},
+	"recovery": {"", 0, "the recovery sets: failed nodes waiting for fencing", (*tool).recovery},
+	"dump":     {"", 0, "the daemon's recent log lines, debug included", (*tool).dump},
+	"watch":    {"", 0, "stream the daemon's events until interrupted", (*tool).watch},
+	"ack":      {"NODE", 1, "acknowledge that NODE was fenced, closing its recovery set", (*tool).ack},
+	"bypass":   {"NODE", 1, "may NODE skip fencing? exit 0 yes, 1 no (fence it), 2 could not tell (fence it)", (*tool).bypass},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: group_tool [--socket PATH] [--timeout DURATION] COMMAND [--json] [NODE]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		c := commands[n]
+		fmt.Fprintf(w, "  %-16s %s\n", n+" "+c.args, c.help)
+	}
+	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (all commands but dump, ack and bypass).\n")
+	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached.\nbypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence).\n")
+}
+
+// commonFlags are accepted both before and after the command.
+func (t *tool) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&t.socket, "socket", t.socket, "the daemon's query socket `path`")
+	fs.DurationVar(&t.timeout, "timeout", t.timeout, "give up on the daemon after this long")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	t := &tool{socket: defaultSocket, timeout: 10 * time.Second, stdout: stdout, stderr: stderr}
+	global := flag.NewFlagSet("group_tool", flag.ContinueOnError)
+	global.SetOutput(stderr)
+	global.Usage = func() { usage(stderr) }
+	t.commonFlags(global)
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUnknown
+	}
+	if global.NArg() == 0 {
+		usage(stderr)
+		return exitUnknown
+	}
+	name := global.Arg(0)
+	if name == "help" {
+		usage(stdout)
+		return exitOK
+	}
+	c, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "group_tool: unknown command %q\n", name)
+		usage(stderr)
+		return exitUnknown
+	}
+	fs := flag.NewFlagSet("group_tool "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	t.commonFlags(fs)
+	fs.BoolVar(&t.json, "json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: group_tool %s [--json] %s\n  %s\n", name, c.args, c.help)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(global.Args()[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUnknown
+	}
+	if fs.NArg() != c.nargs {
+		if name == "bypass" {
+			// A script reads stdout for the reason.
+			fmt.Fprintf(stdout, "could not tell: usage: group_tool bypass NODE\n")
+		}
+		fs.Usage()
+		return exitUnknown
+	}
+	if c.nargs == 0 && name != "watch" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+	return c.run(t, ctx, fs.Args())
+}
+
+// call sends one request. On failure it prints why and returns the exit
+// status to use.
+func (t *tool) call(ctx context.Context, req query.Request) (*query.Response, int) {
+	resp, err := query.Call(ctx, t.socket, req)
+	if err == nil {
+		return resp, exitOK
+	}
+	var re *query.RemoteError
+	if errors.As(err, &re) {
+		fmt.Fprintf(t.stderr, "group_tool: groupd: %s\n", re.Msg)
+		return nil, exitFailed
+	}
+	fmt.Fprintf(t.stderr, "group_tool: cannot query groupd at %s: %v\n", t.socket, err)
+	return nil, exitUnknown
+}
+
+// resolve turns a NODE argument into a node id, asking the daemon for its
+// names when the argument is not a number.
+func (t *tool) resolve(ctx context.Context, arg string) (uint32, error) {
+	if _, err := strconv.ParseUint(arg, 10, 32); err == nil {
+		var st query.Status
+		return st.Resolve(arg)
+	}
+	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpStatus})
+	if err != nil {
+		return 0, fmt.Errorf("cannot look up node %q: cannot query groupd at %s: %w", arg, t.socket, err)
+	}
+	if resp.Status == nil {
+		return 0, fmt.Errorf("cannot look up node %q: groupd sent no status", arg)
+	}
+	return resp.Status.Resolve(arg)
+}
+
+func (t *tool) bypass(ctx context.Context, args []string) int {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	id, err := t.resolve(ctx, args[0])
+	if err != nil {
+		fmt.Fprintf(t.stdout, "could not tell, so %s must be fenced: %v\n", args[0], err)
+		return exitUnknown
+	}
+	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpBypass, Node: id})
+	switch {
+	case err != nil:
+		fmt.Fprintf(t.stdout, "could not tell, so node %d must be fenced: no answer from groupd: %v\n", id, err)
+		return exitUnknown
+	case resp.Bypass == nil:
+		fmt.Fprintf(t.stdout, "could not tell, so node %d must be fenced: groupd sent no bypass answer\n", id)
+		return exitUnknown
+	case !resp.Bypass.Known:
+		fmt.Fprintf(t.stdout, "could not tell: %s\n", resp.Bypass.Reason)
+		return exitUnknown
+	case resp.Bypass.Allowed:
+		fmt.Fprintln(t.stdout, resp.Bypass.Reason)
+		return exitOK
+	default:
+		fmt.Fprintln(t.stdout, resp.Bypass.Reason)
+		return exitFailed
+	}
+}
+
+func (t *tool) ack(ctx context.Context, args []string) int {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	id, err := t.resolve(ctx, args[0])
+	if err != nil {
+		fmt.Fprintf(t.stderr, "group_tool: ack %s: %v\n", args[0], err)
+		return exitUnknown
+	}
+	resp, code := t.call(ctx, query.Request{Op: query.OpAck, Node: id})
+	if code != exitOK {
+		return code
+	}
+	if s := resp.Acked; s != nil {
+		fmt.Fprintf(t.stdout, "fencing of %s acknowledged; recovery set is now %s\n", nodeName(s.NodeID, s.Name), s.State)
+	} else {
+		fmt.Fprintf(t.stdout, "fencing of node %d acknowledged\n", id)
+	}
+	return exitOK
+}
+
+func (t *tool) status(ctx context.Context, _ []string) int {
+	resp, code := t.call(ctx, query.Request{Op: query.OpStatus})
+	if code != exitOK {
+		return code
+	}
+	if resp.Status == nil {
+		fmt.Fprintln(t.stderr, "group_tool: groupd sent no status")
+		return exitFailed
+	}
+	if t.json {
+		return t.printJSON(statusJSON(resp.Status))
+	}
+	printStatus(t.stdout, resp.Status)
+	return exitOK
+}
+
+func (t *tool) ls(ctx context.Context, _ []string) int {
+	resp, code := t.call(ctx, query.Request{Op: query.OpStatus})
+	if code != exitOK {
+		return code
+	}
+	if resp.Status == nil {
+		fmt.Fprintln(t.stderr, "group_tool: groupd sent no status")
+		return exitFailed
+	}
+	if t.json {
+		return t.printJSON(statusJSON(resp.Status))
+	}
+	printLs(t.stdout, resp.Status)
+	return exitOK
+}
+
+func (t *tool) members(ctx context.Context, _ []string) int {
+	resp, code := t.call(ctx, query.Request{Op: query.OpMembers})
+	if code != exitOK {
+		return code
+	}
+	if t.json {
+		return t.printJSON(membersJSON(resp.Members))
+	}
+	printMembers(t.stdout, resp.Members)
+	return exitOK
+}
+
+func (t *tool) recovery(ctx context.Context, _ []string) int {
+	resp, code := t.call(ctx, query.Request{Op: query.OpRecovery})
+	if code != exitOK {
+		return code
+	}
+	if t.json {
+		return t.printJSON(setsJSON(resp.Recovery))
+	}
+	printSets(t.stdout, resp.Recovery)
+	return exitOK
+}
+
+func (t *tool) dump(ctx context.Context, _ []string) int {
+	resp, code := t.call(ctx, query.Request{Op: query.OpDump})
+	if code != exitOK {
+		return code
+	}
+	if t.json {
+		return t.printJSON(append([]string{}, resp.Dump...))
+	}
+	for _, l := range resp.Dump {
+		fmt.Fprintln(t.stdout, l)
+	}
+	return exitOK
+}
+
+func (t *tool) watch(ctx context.Context, _ []string) int {
+	dctx, cancel := context.WithTimeout(ctx, t.timeout)
+	c, err := query.Dial(dctx, t.socket)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(t.stderr, "group_tool: cannot query groupd at %s: %v\n", t.socket, err)
+		return exitUnknown
+	}
+	defer c.Close()
+	err = c.Watch(ctx, func(ev query.Event) error {
+		if t.json {
+			return t.writeJSONLine(eventJSON(ev))
+		}
+		_, err := fmt.Fprintln(t.stdout, formatEvent(ev))
+		return err
+	})
+	var re *query.RemoteError
+	switch {
+	case errors.As(err, &re):
+		fmt.Fprintf(t.stderr, "group_tool: groupd: %s\n", re.Msg)
+		return exitFailed
+	case err != nil:
+		fmt.Fprintf(t.stderr, "group_tool: watch: %v\n", err)
+		return exitUnknown
+	case ctx.Err() == nil:
+		// The daemon ended the stream: it is going away.
+		fmt.Fprintln(t.stderr, "group_tool: groupd ended the event stream")
+		return exitUnknown
+	}
+	return exitOK
+}

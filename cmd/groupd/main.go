@@ -1,0 +1,386 @@
+// Command groupd is the groupd daemon.
+//
+// At startup it connects to corosync, checks the node for dlm/gfs kernel
+// state left behind by a cluster stack that went away, applies the residual
+// policy if it finds any, and otherwise joins the groupd process group and
+// announces itself. Only then does it tell systemd it is ready. While it
+// runs it tracks the group's members and the recovery sets of failed nodes
+// and answers group_tool on a unix socket.
+//
+// Exit status: 0 after a clean shutdown (SIGTERM or SIGINT) or --help;
+// 1 when startup failed, residual state was found (policies fence and
+// kick), corosync went away, or a second signal forced the exit; 2 for bad
+// options.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/groupd-go/groupd/cman"
+	"github.com/groupd-go/groupd/cpg"
+	"github.com/groupd-go/groupd/internal/groupd"
+	"github.com/groupd-go/groupd/internal/logring"
+	"github.com/groupd-go/groupd/internal/query"
+	"github.com/groupd-go/groupd/internal/residual"
+	"github.com/groupd-go/groupd/internal/selffence"
+)
+
+const (
+	// leaveTimeout bounds a clean shutdown: the cpg leave and waiting to
+	// see it delivered.
+	leaveTimeout = 5 * time.Second
+	// helloTimeout bounds one hello multicast, so a corosync in flow
+	// control cannot hold up the kills queued behind it.
+	helloTimeout = 10 * time.Second
+	// fenceTimeout bounds the self-fence command.
+	fenceTimeout = 5 * time.Minute
+	// stayReminder is how often a node that stays out says so again.
+	stayReminder = 10 * time.Minute
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "groupd: %v\n", err)
+		return 2
+	}
+	ring := logring.New(0)
+	log, err := newLogger(o, stderr, ring)
+	if err != nil {
+		fmt.Fprintf(stderr, "groupd: %v\n", err)
+		return 1
+	}
+	d := &daemon{o: o, log: log, ring: ring, start: time.Now(), pid: uint32(os.Getpid())}
+
+	// The first signal starts a clean shutdown; a second one ends the
+	// process at once, whatever it is waiting for.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sigs
+		log.Infof("received %s: shutting down, leaving the groupd group cleanly; send it again to exit at once", s)
+		cancel()
+		s = <-sigs
+		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
+		os.Exit(1)
+	}()
+	return d.run(ctx)
+}
+
+// daemon is one run of groupd, from startup to exit.
+type daemon struct {
+	o     *options
+	log   *logrus.Logger
+	ring  *logring.Ring
+	start time.Time
+	pid   uint32
+
+	ourID   uint32
+	ourName string
+
+	// selfKilled: we asked corosync to remove our own node, so its going
+	// away is expected.
+	selfKilled atomic.Bool
+}
+
+// who formats our node for log lines.
+func (d *daemon) who() string { return fmt.Sprintf("node %d (%s)", d.ourID, d.ourName) }
+
+func (d *daemon) run(ctx context.Context) int {
+	o, log := d.o, d.log
+	log.Infof("groupd starting, pid %d", d.pid)
+
+	// 1. corosync, through cman: who we are.
+	cl, err := cman.Open()
+	if err != nil {
+		log.Errorf("cannot connect to corosync: %v; groupd did not start", err)
+		return 1
+	}
+	defer cl.Close()
+	d.ourID = cl.NodeID()
+	local, err := cl.LocalNode()
+	if err != nil {
+		log.Errorf("cannot read our node's name from corosync: %v; groupd did not start", err)
+		return 1
+	}
+	d.ourName = local.Name
+	quorate, err := cl.Quorate()
+	if err != nil {
+		log.Errorf("cannot read quorum from corosync: %v; groupd did not start", err)
+		return 1
+	}
+	log.Infof("connected to corosync as %s; the cluster is %s", d.who(), quorateWord(quorate))
+
+	names := &nameCache{}
+	refresh := func() {
+		nodes, err := cl.Nodes()
+		if err != nil {
+			log.Warnf("cannot read corosync's node list, so node names may be missing from logs and queries: %v", err)
+			return
+		}
+		names.set(nodes)
+	}
+	refresh()
+
+	h, err := cpg.New()
+	if err != nil {
+		log.Errorf("cannot connect to corosync's process groups (cpg): %v; groupd did not start", err)
+		return 1
+	}
+	defer h.Close()
+
+	// effects is the context of the daemon's own calls into corosync
+	// (hellos, kills); ended last, on the way out.
+	effects, endEffects := context.WithCancel(context.Background())
+	defer endEffects()
+	hello := &helloSender{h: h, ctx: effects, sent: make(chan struct{})}
+	gd := groupd.NewDaemon(groupd.Config{
+		OurNodeID:        d.ourID,
+		OurPID:           d.pid,
+		Start:            d.start,
+		NoKillOnProcDown: o.noKillOnProcDown,
+		Kill:             cl,
+		Hello:            hello,
+		Clock:            groupd.SystemClock{},
+		Names:            names,
+		Log:              log,
+	})
+
+	// The socket comes before the residual scan: a groupd already running
+	// here holds dlm/gfs state that would look residual, and must not make
+	// this second one fence the node.
+	srv, err := query.Listen(query.Config{Path: o.socket, Group: o.socketGroup, Log: log}, gd.QueryHandler(d.ring.Lines))
+	if err != nil {
+		log.Errorf("cannot open the query socket: %v; is another groupd running? groupd did not start", err)
+		return 1
+	}
+	defer srv.Close()
+
+	// lost ends everything when corosync goes away. The socket is closed
+	// first so nobody is answered from a membership that is no longer true.
+	lostCh := make(chan error, 1)
+	var lostOnce sync.Once
+	lost := func(err error) {
+		lostOnce.Do(func() {
+			srv.Close()
+			if d.selfKilled.Load() {
+				log.Infof("our corosync went away after we removed our node from the cluster: %v", err)
+			} else {
+				log.Errorf("lost corosync: %v; exiting so that no stale membership is served; %s must be fenced before it rejoins", err, d.who())
+			}
+			lostCh <- err
+		})
+	}
+
+	ad := newAdapter(h.Events(), cl.Events(), d.ourID, d.pid, quorate)
+	ad.log, ad.refreshNames, ad.lost = log, refresh, lost
+	// runCtx outlives the first signal, so the machine still sees our
+	// leave while we shut down.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		stopRun()
+		endEffects() // a hello stuck in flow control must not hold up the exit
+		wg.Wait()
+	}()
+	wg.Add(3)
+	go func() { defer wg.Done(); ad.run(runCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := gd.Run(runCtx, ad.out); err != nil && !errors.Is(err, groupd.ErrInputClosed) {
+			log.Errorf("the daemon state loop stopped: %v", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(runCtx); err != nil {
+			log.Errorf("the query socket stopped serving: %v", err)
+		}
+	}()
+	log.Infof("answering queries on %s", o.socket)
+
+	// 2. The residual check.
+	tmpl, err := selffence.ParseTemplate(o.fenceCommand)
+	if err != nil {
+		log.Errorf("%v; groupd did not start", err)
+		return 1
+	}
+	entries, err := residual.Scan(o.sysfsRoot)
+	for _, e := range entries {
+		log.Warnf("found uncontrolled kernel state on %s: %s", d.who(), e)
+	}
+	if err != nil {
+		log.Errorf("refusing to start: %v. groupd never joins the groupd group while it cannot tell whether %s holds dlm/gfs state from before; fix the permissions or the --sysfs-root", err, d.who())
+		return 1
+	}
+	cmdErr := tmpl.Check()
+	if len(entries) > 0 {
+		return d.residualFound(ctx, entries, cl, tmpl, cmdErr, ad, lostCh)
+	}
+	log.Infof("no residual dlm/gfs kernel state under %s", o.sysfsRoot)
+	if o.policy == residual.PolicyFence && cmdErr != nil {
+		log.Warnf("the self-fence command %q cannot be run: %v; should residual state ever be found at startup, %s will be removed from the cluster but cannot fence itself", tmpl, cmdErr, d.who())
+	}
+
+	// 3. Join.
+	ad.setPhase(ctx, groupd.PhaseJoining)
+	log.Infof("joining the process group %q", o.group)
+	if err := h.Join(ctx, o.group); err != nil {
+		if ctx.Err() != nil {
+			log.Infof("stopped before joining the groupd group; exiting")
+			return 0
+		}
+		log.Errorf("cannot join the process group %q: %v; groupd did not start", o.group, err)
+		return 1
+	}
+	select {
+	case <-hello.sent:
+		d.notify(fmt.Sprintf("READY=1\nSTATUS=%s is in the %s group", d.who(), o.group))
+		log.Infof("groupd is ready: %s pid %d joined the %q group and announced itself", d.who(), d.pid, o.group)
+		select {
+		case <-ctx.Done():
+		case <-lostCh:
+			return 1
+		}
+	case <-ctx.Done():
+	case <-lostCh:
+		return 1
+	}
+
+	// Shutdown after a signal.
+	d.notify("STOPPING=1")
+	ad.setPhase(runCtx, groupd.PhaseLeaving)
+	lctx, cancelLeave := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancelLeave()
+	if err := h.Leave(lctx); err != nil {
+		log.Warnf("could not leave the %q group cleanly: %v; other nodes will see %s fail", o.group, err, d.who())
+	} else {
+		// Closing the handle before corosync delivered the leave could
+		// still look like a failure to the others.
+		select {
+		case <-ad.left:
+		case <-lctx.Done():
+			log.Warnf("did not see our own leave of the %q group within %s", o.group, leaveTimeout)
+		case <-lostCh:
+			return 1
+		}
+	}
+	srv.Close()
+	log.Infof("%s pid %d left the %q group; groupd exits", d.who(), d.pid, o.group)
+	return 0
+}
+
+// residualFound applies the residual policy. Under fence and kick it
+// returns the exit status at once; under stay it keeps the daemon running
+// outside the group until a signal.
+func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl *cman.Cluster, tmpl selffence.Template, cmdErr error, ad *adapter, lostCh <-chan error) int {
+	o, log := d.o, d.log
+	log.Errorf("%s holds %d uncontrolled dlm/gfs kernel instance(s) from a cluster stack that went away; it must be reset before it may join the groupd group (residual policy %s)", d.who(), len(entries), o.policy)
+
+	if o.policy == residual.PolicyStay {
+		ad.setPhase(ctx, groupd.PhaseStayingOut)
+		stay := fmt.Sprintf("%s stays a cluster member for quorum but will NEVER join the groupd group: other nodes must fence it; reboot it to clear the residual state", d.who())
+		log.Errorf("%s", stay)
+		d.notify("READY=1\nSTATUS=residual dlm/gfs state: staying out of the groupd group")
+		tick := time.NewTicker(stayReminder)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				log.Errorf("still: %s", stay)
+			case <-ctx.Done():
+				d.notify("STOPPING=1")
+				log.Infof("%s exits; it never joined the groupd group", d.who())
+				return 0
+			case <-lostCh:
+				return 1
+			}
+		}
+	}
+
+	if o.policy == residual.PolicyFence && cmdErr != nil {
+		log.Errorf("cannot fence %s: the self-fence command %q cannot be run: %v; removing the node from the cluster anyway so that other nodes fence it", d.who(), tmpl, cmdErr)
+	}
+	// The fence command runs to the end even after a first signal: a node
+	// half way through fencing itself is worse than one that finished.
+	fctx, cancel := context.WithTimeout(context.Background(), fenceTimeout)
+	defer cancel()
+	d.selfKilled.Store(true)
+	log.Warnf("removing %s from the cluster (corosync kill of our own node)", d.who())
+	out := selffence.Execute(fctx, o.policy, cl, tmpl, d.ourName, d.ourID)
+	if out.KillErr != nil {
+		log.Errorf("%v; other nodes may not see this node fail", out.KillErr)
+	} else if out.Killed {
+		log.Warnf("%s was removed from the cluster", d.who())
+	}
+	if out.Ran {
+		r := out.Result
+		if len(r.Output) > 0 {
+			log.Warnf("self-fence command output (%s):\n%s", quoteArgv(r.Argv), r.Output)
+		}
+		if out.CmdErr != nil {
+			log.Errorf("the self-fence command failed (exit status %d, after %s): %v; %s must be fenced by other nodes", r.ExitCode, r.Duration.Round(time.Millisecond), out.CmdErr, d.who())
+		} else {
+			log.Warnf("the self-fence command %s exited with status %d after %s", quoteArgv(r.Argv), r.ExitCode, r.Duration.Round(time.Millisecond))
+		}
+	}
+	log.Errorf("groupd exits without joining the groupd group: %s holds residual dlm/gfs state", d.who())
+	return 1
+}
+
+func (d *daemon) notify(state string) {
+	if ok, err := sdNotify(state); err != nil {
+		d.log.Warnf("%v", err)
+	} else if ok {
+		d.log.Debugf("told systemd %q", state)
+	}
+}
+
+func quoteArgv(argv []string) string { return fmt.Sprintf("%q", argv) }
+
+func quorateWord(q bool) string {
+	if q {
+		return "quorate"
+	}
+	return "not quorate"
+}
+
+// helloSender multicasts our hello and notes the first one that got out,
+// which is when the daemon is ready.
+type helloSender struct {
+	h    *cpg.Handle
+	ctx  context.Context
+	once sync.Once
+	sent chan struct{}
+}
+
+func (s *helloSender) SendHello(data []byte) error {
+	ctx, cancel := context.WithTimeout(s.ctx, helloTimeout)
+	defer cancel()
+	if err := s.h.Multicast(ctx, cpg.Agreed, data); err != nil {
+		return err
+	}
+	s.once.Do(func() { close(s.sent) })
+	return nil
+}
