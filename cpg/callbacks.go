@@ -55,11 +55,13 @@ func goDeliver(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t, nodeid, pid C.
 		return
 	}
 	defer h.guard()
-	data := make([]byte, int(n))
-	if n > 0 {
-		copy(data, unsafe.Slice((*byte)(msg), int(n)))
+	// append to an empty slice copies without zeroing the new memory
+	// first, which make+copy would do: a measurable cost at 1 MiB.
+	data := append([]byte{}, unsafe.Slice((*byte)(msg), int(n))...)
+	if uint32(nodeid) == h.self.NodeID && uint32(pid) == h.self.PID {
+		h.returned.Add(uint64(n))
 	}
-	h.batch = append(h.batch, &Message{
+	h.collect(&Message{
 		Group:  h.groupName(name, nameLen),
 		NodeID: uint32(nodeid),
 		PID:    uint32(pid),
@@ -77,7 +79,7 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 		return
 	}
 	defer h.guard()
-	h.batch = append(h.batch, &ConfChg{
+	h.collect(&ConfChg{
 		Group:   h.groupName(name, nameLen),
 		Members: addressesOf(members, int(nmembers)),
 		Left:    addressesOf(left, int(nleft)),
@@ -99,5 +101,5 @@ func goTotemConfchg(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t, me
 			ev.Members[i] = uint32(id)
 		}
 	}
-	h.batch = append(h.batch, ev)
+	h.collect(ev)
 }

@@ -1,0 +1,77 @@
+// Package cpg is a Go binding for corosync 3's libcpg: closed process
+// groups, in which every member receives every message and every
+// membership change in one agreed order (virtual synchrony).
+//
+// # From C to Go
+//
+//	cpg_model_initialize (CPG_MODEL_V1)  New
+//	cpg_finalize                         Handle.Close
+//	cpg_fd_get, cpg_dispatch             done inside; events arrive on Handle.Events
+//	cpg_join, cpg_leave                  Handle.Join, Handle.Leave
+//	cpg_mcast_joined                     Handle.Multicast
+//	cpg_membership_get                   Handle.MembershipGet
+//	cpg_local_get                        Handle.LocalGet
+//	cpg_max_atomic_msgsize_get           Handle.MaxAtomicMsgSize
+//	cpg_iteration_* NAME_ONLY            Handle.Groups
+//	cpg_iteration_* ALL                  Handle.Processes
+//	cpg_iteration_* ONE_GROUP            Handle.GroupMembers
+//	cpg_deliver_fn_t                     *Message
+//	cpg_confchg_fn_t                     *ConfChg
+//	cpg_totem_confchg_fn_t               *TotemConfChg
+//	cpg_reason_t, CPG_REASON_NODEDOWN    Reason, ReasonNodeDown
+//	cpg_guarantee_t, CPG_TYPE_AGREED     Guarantee, Agreed
+//	cs_error_t, CS_ERR_TRY_AGAIN         cs.Error, cs.ErrTryAgain (also cpg.ErrTryAgain)
+//
+// Not wrapped: cpg_initialize (the old model; New gives the same plus
+// totem changes), cpg_context_get/set (used inside to find the Handle of a
+// callback), cpg_flow_control_state_get (always "disabled" in corosync 3;
+// Multicast handles flow control), and the zero-copy cpg_zcb_* calls.
+//
+// # One ordered stream
+//
+// Messages, group membership changes and totem ring changes reach the
+// caller on a single channel in exactly the order corosync delivered them.
+// Keeping them in one stream is what virtual synchrony needs: a member
+// knows which members saw a message because no change can overtake it.
+//
+// After Join, the first events are the join's *ConfChg and then a
+// *TotemConfChg with the current ring. A *Terminated event ends a stream
+// that corosync ended (it exited or dropped the connection); the channel
+// is closed right after it, within a second of corosync going away.
+//
+// # Buffering
+//
+// Events are copied into Go memory inside the callback and queued without
+// bound between the dispatch goroutine and the channel. The dispatch
+// goroutine never waits for the consumer, so corosync's IPC ring is always
+// drained and a slow consumer never causes a drop or a reorder; it costs
+// memory instead, as much as the events it has not read. Handle.Pending
+// says how many are waiting.
+//
+// # Dispatch
+//
+// No thread is parked in C. The connection's descriptor sits in an epoll
+// set that the Go runtime's poller watches (cs.Waiter); the dispatch
+// goroutine sleeps there until corosync has something for it or the
+// handle is closed, and nothing polls on a timer.
+//
+// # Messages
+//
+// Multicast sends up to MaxBuffers buffers as one message of up to
+// MaxMessageSize bytes (4 GiB - 1, the 32-bit length of corosync's
+// fragmentation protocol). Messages larger than MaxAtomicMsgSize (just
+// under 1 MiB here) are cut into fragments by libcpg and reassembled for
+// every receiver, which holds the whole message in memory. CS_ERR_TRY_AGAIN
+// (flow control) is retried with back-off until the context is done, and
+// each handle keeps at most about 2 MiB of its own messages in flight
+// (see Multicast).
+//
+// # Concurrency
+//
+// A Handle's methods may be called from any goroutine, concurrently, also
+// while events are being received. Close may be called at any time, from
+// any goroutine, any number of times: it stops the dispatch goroutine,
+// waits for it, closes the channel and only then calls cpg_finalize; calls
+// after it return ErrClosed. Corosync knows a member by node id and
+// process id, so one process can be in a given group only once.
+package cpg
