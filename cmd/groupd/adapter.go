@@ -205,7 +205,7 @@ func (a *adapter) run(ctx context.Context) {
 				}
 			case *cpg.TotemConfChg:
 				if a.log != nil {
-					a.log.Debugf("corosync ring %s has %d nodes: %v", ev.Ring, len(ev.Members), ev.Members)
+					a.log.Debugf("corosync ring %s has %d nodes: %v", groupd.RingID{NodeID: ev.Ring.NodeID, Seq: ev.Ring.Seq}, len(ev.Members), ev.Members)
 				}
 			case *cpg.Terminated:
 				gone(fmt.Errorf("process group (cpg) connection: %w", ev.Err))

@@ -79,7 +79,7 @@ func run(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		s := <-sigs
-		log.Infof("received %s: shutting down, leaving the groupd group cleanly; send it again to exit at once", s)
+		log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
 		cancel()
 		s = <-sigs
 		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
