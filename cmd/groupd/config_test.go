@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/groupd-go/groupd/internal/residual"
+	"github.com/groupd-go/groupd/internal/selffence"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "groupd.conf")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	// The default config path may exist on a test machine; point away.
+	o, err := parseOptions([]string{"--config", writeConfig(t, "")}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := options{
+		configPath: o.configPath, foreground: true, logLevel: logrus.InfoLevel,
+		socket: "/run/groupd/groupd.sock", sysfsRoot: "/", policy: residual.PolicyFence,
+		fenceCommand: selffence.DefaultCommand, group: "groupd",
+	}
+	if *o != want {
+		t.Errorf("defaults = %+v, want %+v", *o, want)
+	}
+}
+
+func TestOptionsConfigFileAndFlags(t *testing.T) {
+	conf := writeConfig(t, `# groupd settings
+socket = /run/g/q.sock
+socket-group = haclient
+
+residual-policy = stay
+fence-command = sh -c 'logger fencing {name} = {nodeid}'
+no-kill-on-procdown = yes
+syslog = on
+log-level = warning
+`)
+	o, err := parseOptions([]string{"--config", conf, "--residual-policy", "kick", "--debug"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.socket != "/run/g/q.sock" || o.socketGroup != "haclient" {
+		t.Errorf("socket %q group %q from the file not applied", o.socket, o.socketGroup)
+	}
+	if o.policy != residual.PolicyKick {
+		t.Errorf("policy %s: the flag must win over the file's stay", o.policy)
+	}
+	if o.fenceCommand != "sh -c 'logger fencing {name} = {nodeid}'" {
+		t.Errorf("fence command %q: the value is everything after the first =", o.fenceCommand)
+	}
+	if !o.noKillOnProcDown || !o.syslog {
+		t.Errorf("booleans yes/on not applied: %+v", o)
+	}
+	if o.logLevel != logrus.DebugLevel {
+		t.Errorf("log level %s: --debug must win", o.logLevel)
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		conf string // "" for no --config
+		args []string
+		want string
+	}{
+		{"unknown key", "sockets = /x\n", nil, ":1: unknown setting \"sockets\""},
+		{"no equals", "\n\nsocket /x\n", nil, ":3: want `key = value`"},
+		{"config in config", "config = /etc/other\n", nil, "unknown setting \"config\""},
+		{"bad bool", "syslog = maybe\n", nil, "not a boolean"},
+		{"bad policy", "residual-policy = reboot\n", nil, "residual-policy"},
+		{"bad level", "log-level = loud\n", nil, "log-level"},
+		{"duplicate", "socket = /a\nsocket = /b\n", nil, "already set on line 1"},
+		{"bad placeholder", "", []string{"--fence-command", "fence_node {host}"}, "unknown placeholder {host}"},
+		{"background", "", []string{"--foreground=false"}, "does not put itself in the background"},
+		{"argument", "", []string{"extra"}, "unexpected argument"},
+		{"empty group", "", []string{"--group", ""}, "--group must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := writeConfig(t, tt.conf)
+			args := append([]string{"--config", conf}, tt.args...)
+			_, err := parseOptions(args, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOptionsMissingConfig(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.conf")
+	if _, err := parseOptions([]string{"--config", missing}, &bytes.Buffer{}); err == nil {
+		t.Error("a --config that does not exist must be an error")
+	}
+}
+
+func TestHelpHidesTestFlags(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseOptions([]string{"--help"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	help := out.String()
+	for _, want := range []string{"-residual-policy", "-fence-command", "-sysfs-root", "-socket-group", "-no-kill-on-procdown", "-syslog", "-log-level"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	if strings.Contains(help, "\n  -group") || strings.Contains(help, "tests only") {
+		t.Errorf("help shows the hidden --group flag:\n%s", help)
+	}
+}
