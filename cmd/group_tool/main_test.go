@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groupd-go/groupd/internal/query"
+)
+
+// fake answers like a daemon on node 1 (alpha) with node 2 (beta) failed.
+type fake struct {
+	recovery []query.RecoverySet
+}
+
+var failed = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func (f *fake) Status() query.Status {
+	return query.Status{
+		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joined", ClusterKnown: true, Quorate: true, Ring: "1.7",
+		ClusterMembers: []uint32{1, 3}, Nodes: []query.Node{{NodeID: 1, Name: "alpha"}, {NodeID: 3, Name: "gamma"}},
+		Joined:  true,
+		Members: []query.Member{{NodeID: 1, PID: 4242, Name: "alpha", Hello: true}, {NodeID: 3, PID: 77, Name: "gamma"}},
+		Recovery: f.recovery,
+	}
+}
+
+func (f *fake) Bypass(id uint32) query.Bypass {
+	switch id {
+	case 1:
+		return query.Bypass{NodeID: 1, Known: true, Allowed: true, Reason: "node 1 may skip fencing"}
+	case 3:
+		return query.Bypass{NodeID: 3, Known: false, Reason: "node 3 must be fenced: this daemon cannot tell"}
+	}
+	return query.Bypass{NodeID: id, Known: true, Reason: "it is not a cluster member"}
+}
+
+func (f *fake) Ack(_ context.Context, id uint32) (query.RecoverySet, error) {
+	if id == 2 && len(f.recovery) > 0 {
+		s := f.recovery[0]
+		s.State = "acked"
+		f.recovery = nil
+		return s, nil
+	}
+	return query.RecoverySet{}, errors.New("no recovery set for that node")
+}
+
+func (f *fake) Dump() []string { return []string{"line one", "line two"} }
+
+func (f *fake) Watch(ctx context.Context) (<-chan query.Event, error) {
+	ch := make(chan query.Event, 2)
+	ch <- query.Event{Time: failed, Level: "info", Kind: "member-joined", NodeID: 3, Text: "node 3 (gamma) joined"}
+	close(ch)
+	return ch, nil
+}
+
+func serve(t *testing.T) string {
+	t.Helper()
+	f := &fake{recovery: []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "nodedown", Failed: failed, Ring: "1.6", Failures: 1}}}
+	path := filepath.Join(t.TempDir(), "groupd.sock")
+	srv, err := query.Listen(query.Config{Path: path}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); srv.Close(); <-done })
+	return path
+}
+
+func runTool(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func TestBypassExitCodes(t *testing.T) {
+	sock := serve(t)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"bypass", "1"}, 0, "may skip fencing"},
+		{[]string{"bypass", "alpha"}, 0, "may skip fencing"},
+		{[]string{"bypass", "2"}, 1, "not a cluster member"},
+		{[]string{"bypass", "beta"}, 1, "not a cluster member"}, // named by its recovery set
+		{[]string{"bypass", "gamma"}, 2, "could not tell"},
+		{[]string{"bypass", "delta"}, 2, "could not tell"},
+		{[]string{"bypass", "0"}, 2, "could not tell"},
+		{[]string{"bypass"}, 2, "could not tell"},
+	}
+	for _, tt := range tests {
+		out, _, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)
+		if code != tt.code || !strings.Contains(out, tt.want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q; want exit %d and one line with %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+	out, _, code := runTool(t, "--socket", filepath.Join(t.TempDir(), "none.sock"), "bypass", "1")
+	if code != 2 || !strings.HasPrefix(out, "could not tell") || strings.Count(out, "\n") != 1 {
+		t.Errorf("bypass without a daemon: exit %d, stdout %q; want 2 and one line", code, out)
+	}
+}
+
+func TestAck(t *testing.T) {
+	sock := serve(t)
+	out, _, code := runTool(t, "--socket", sock, "ack", "beta")
+	if code != 0 || !strings.Contains(out, "node 2 (beta)") {
+		t.Errorf("ack beta: exit %d, %q", code, out)
+	}
+	_, errOut, code := runTool(t, "--socket", sock, "ack", "2")
+	if code == 0 || !strings.Contains(errOut, "no recovery set") {
+		t.Errorf("second ack: exit %d, stderr %q; want failure with the daemon's message", code, errOut)
+	}
+	_, errOut, code = runTool(t, "--socket", filepath.Join(t.TempDir(), "none.sock"), "ack", "2")
+	if code == 0 || errOut == "" {
+		t.Errorf("ack without a daemon: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestRecoveryJSON(t *testing.T) {
+	sock := serve(t)
+	// --socket may also follow the command.
+	out, _, code := runTool(t, "recovery", "--json", "--socket", sock)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var sets []map[string]any
+	if err := json.Unmarshal([]byte(out), &sets); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(sets) != 1 {
+		t.Fatalf("sets %v", sets)
+	}
+	want := map[string]any{"nodeid": 2.0, "name": "beta", "reason": "nodedown", "state": "waiting-for-fencing"}
+	for k, v := range want {
+		if sets[0][k] != v {
+			t.Errorf("%s = %v, want %v", k, sets[0][k], v)
+		}
+	}
+	runTool(t, "--socket", sock, "ack", "2")
+	out, _, _ = runTool(t, "--socket", sock, "recovery", "--json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Errorf("no sets: %q, want []", out)
+	}
+}
+
+func TestStatusMembersLs(t *testing.T) {
+	sock := serve(t)
+	out, _, code := runTool(t, "--socket", sock, "status", "--json")
+	var st jsonStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v: %s", code, err, out)
+	}
+	if st.NodeID != 1 || st.Name != "alpha" || !st.Joined || len(st.Members) != 2 || len(st.Recovery) != 1 || st.Closed == nil {
+		t.Errorf("status %+v", st)
+	}
+	out, _, code = runTool(t, "--socket", sock, "members", "--json")
+	var ms []map[string]any
+	if err := json.Unmarshal([]byte(out), &ms); err != nil || code != 0 || len(ms) != 2 || ms[1]["nodeid"] != 3.0 || ms[1]["pid"] != 77.0 {
+		t.Errorf("members --json: exit %d, %v: %s", code, err, out)
+	}
+	out, _, code = runTool(t, "--socket", sock, "ls")
+	for _, want := range []string{"groupd on node 1 (alpha) pid 4242", "[1 3]", "gamma", "waiting-for-fencing", "beta"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("ls (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	out, _, code = runTool(t, "--socket", sock, "status")
+	if code != 0 || !strings.Contains(out, "1 waiting for fencing") {
+		t.Errorf("status (exit %d):\n%s", code, out)
+	}
+	out, _, code = runTool(t, "--socket", sock, "dump")
+	if code != 0 || out != "line one\nline two\n" {
+		t.Errorf("dump (exit %d): %q", code, out)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	sock := serve(t)
+	out, _, code := runTool(t, "--socket", sock, "watch", "--json")
+	var ev map[string]any
+	line, _, _ := strings.Cut(out, "\n")
+	if err := json.Unmarshal([]byte(line), &ev); err != nil || ev["kind"] != "member-joined" || ev["nodeid"] != 3.0 {
+		t.Errorf("watch --json first line %q: %v", line, err)
+	}
+	// The stream ended by the daemon is not a success.
+	if code == 0 {
+		t.Errorf("watch exit 0 after the daemon ended the stream")
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if _, _, code := runTool(t); code != 2 {
+		t.Errorf("no command: exit %d, want 2", code)
+	}
+	if _, errOut, code := runTool(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+	if _, _, code := runTool(t, "ls", "extra"); code != 2 {
+		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+}
