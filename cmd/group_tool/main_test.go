@@ -24,8 +24,8 @@ func (f *fake) Status() query.Status {
 	return query.Status{
 		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joined", ClusterKnown: true, Quorate: true, Ring: "1.7",
 		ClusterMembers: []uint32{1, 3}, Nodes: []query.Node{{NodeID: 1, Name: "alpha"}, {NodeID: 3, Name: "gamma"}},
-		Joined:  true,
-		Members: []query.Member{{NodeID: 1, PID: 4242, Name: "alpha", Hello: true}, {NodeID: 3, PID: 77, Name: "gamma"}},
+		Joined:   true,
+		Members:  []query.Member{{NodeID: 1, PID: 4242, Name: "alpha", Hello: true}, {NodeID: 3, PID: 77, Name: "gamma"}},
 		Recovery: f.recovery,
 	}
 }

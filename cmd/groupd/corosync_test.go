@@ -486,8 +486,8 @@ func TestResidualStateFencesWithoutJoining(t *testing.T) {
 		sysfs: map[string]string{"sys/kernel/dlm/clvmd": ""},
 		args:  []string{"--group", group, "--fence-command", cmd},
 	})
-	if code := d.wait(20 * time.Second); code == 0 {
-		t.Errorf("groupd exit status 0 with residual state, want non-zero")
+	if code := d.wait(20 * time.Second); code != exitResidual {
+		t.Errorf("groupd exit status %d with residual state, want %d", code, exitResidual)
 	}
 	select {
 	case <-node.Exited():
@@ -525,8 +525,8 @@ func TestResidualStateMissingFenceCommand(t *testing.T) {
 		sysfs: map[string]string{"sys/fs/gfs2/c:fs/lock_module/proto_name": "lock_dlm\n"},
 		args:  []string{"--group", group, "--fence-command", "/nonexistent/fence_node -O {name}"},
 	})
-	if code := d.wait(20 * time.Second); code == 0 {
-		t.Errorf("groupd exit status 0, want non-zero")
+	if code := d.wait(20 * time.Second); code != exitResidual {
+		t.Errorf("groupd exit status %d, want %d", code, exitResidual)
 	}
 	if !strings.Contains(d.log.String(), "cannot fence node 1 (node1)") {
 		t.Errorf("log has no clear error about the missing fence command")
@@ -575,8 +575,8 @@ func TestUnreadableSysfsRefusesToStart(t *testing.T) {
 			group := corotest.GroupName(t)
 			w := watchGroup(t, group)
 			d := startDaemon(t, daemonOpts{sysfs: c.sysfs, args: []string{"--group", group}, prefix: c.prefix, chmod0: c.chmod0})
-			if code := d.wait(10 * time.Second); code == 0 {
-				t.Errorf("exit status 0, want non-zero")
+			if code := d.wait(10 * time.Second); code != exitResidual {
+				t.Errorf("exit status %d, want %d", code, exitResidual)
 			}
 			if !strings.Contains(d.log.String(), "refusing to start") {
 				t.Errorf("no clear refusal in the log")
@@ -604,8 +604,8 @@ func TestCorosyncGoneExitsQuickly(t *testing.T) {
 	if took := time.Since(gone); took > time.Second {
 		t.Errorf("groupd exited %s after corosync died, want within a second", took)
 	}
-	if code == 0 {
-		t.Errorf("exit status 0 after corosync died, want non-zero")
+	if code != exitFailed {
+		t.Errorf("exit status %d after corosync died, want %d", code, exitFailed)
 	}
 	if !strings.Contains(d.log.String(), "lost corosync") {
 		t.Errorf("no clear log line about losing corosync")

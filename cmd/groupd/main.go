@@ -8,9 +8,10 @@
 // and answers group_tool on a unix socket.
 //
 // Exit status: 0 after a clean shutdown (SIGTERM or SIGINT) or --help;
-// 1 when startup failed, residual state was found (policies fence and
-// kick), corosync went away, or a second signal forced the exit; 2 for bad
-// options.
+// 1 when startup failed, corosync went away, or a second signal forced the
+// exit; 2 for bad options; 3 when residual state was found (policies fence
+// and kick) or sysfs could not be read for the check, which restarting
+// cannot fix (the unit file's RestartPreventExitStatus).
 package main
 
 import (
@@ -50,6 +51,13 @@ const (
 	stayReminder = 10 * time.Minute
 )
 
+// Exit statuses; see the package doc.
+const (
+	exitFailed   = 1
+	exitUsage    = 2
+	exitResidual = 3
+)
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
@@ -61,13 +69,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "groupd: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	ring := logring.New(0)
 	log, err := newLogger(o, stderr, ring)
 	if err != nil {
 		fmt.Fprintf(stderr, "groupd: %v\n", err)
-		return 1
+		return exitFailed
 	}
 	d := &daemon{o: o, log: log, ring: ring, start: time.Now(), pid: uint32(os.Getpid())}
 
@@ -83,7 +91,7 @@ func run(args []string, stderr io.Writer) int {
 		cancel()
 		s = <-sigs
 		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
-		os.Exit(1)
+		os.Exit(exitFailed)
 	}()
 	return d.run(ctx)
 }
@@ -115,20 +123,20 @@ func (d *daemon) run(ctx context.Context) int {
 	cl, err := cman.Open()
 	if err != nil {
 		log.Errorf("cannot connect to corosync: %v; groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	defer cl.Close()
 	d.ourID = cl.NodeID()
 	local, err := cl.LocalNode()
 	if err != nil {
 		log.Errorf("cannot read our node's name from corosync: %v; groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	d.ourName = local.Name
 	quorate, err := cl.Quorate()
 	if err != nil {
 		log.Errorf("cannot read quorum from corosync: %v; groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	log.Infof("connected to corosync as %s; the cluster is %s", d.who(), quorateWord(quorate))
 
@@ -146,7 +154,7 @@ func (d *daemon) run(ctx context.Context) int {
 	h, err := cpg.New()
 	if err != nil {
 		log.Errorf("cannot connect to corosync's process groups (cpg): %v; groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	defer h.Close()
 
@@ -173,7 +181,7 @@ func (d *daemon) run(ctx context.Context) int {
 	srv, err := query.Listen(query.Config{Path: o.socket, Group: o.socketGroup, Log: log}, gd.QueryHandler(d.ring.Lines))
 	if err != nil {
 		log.Errorf("cannot open the query socket: %v; is another groupd running? groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	defer srv.Close()
 
@@ -224,7 +232,7 @@ func (d *daemon) run(ctx context.Context) int {
 	tmpl, err := selffence.ParseTemplate(o.fenceCommand)
 	if err != nil {
 		log.Errorf("%v; groupd did not start", err)
-		return 1
+		return exitFailed
 	}
 	entries, err := residual.Scan(o.sysfsRoot)
 	for _, e := range entries {
@@ -232,7 +240,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	if err != nil {
 		log.Errorf("refusing to start: %v. groupd never joins the groupd group while it cannot tell whether %s holds dlm/gfs state from before; fix the permissions or the --sysfs-root", err, d.who())
-		return 1
+		return exitResidual
 	}
 	cmdErr := tmpl.Check()
 	if len(entries) > 0 {
@@ -252,7 +260,7 @@ func (d *daemon) run(ctx context.Context) int {
 			return 0
 		}
 		log.Errorf("cannot join the process group %q: %v; groupd did not start", o.group, err)
-		return 1
+		return exitFailed
 	}
 	select {
 	case <-hello.sent:
@@ -261,11 +269,11 @@ func (d *daemon) run(ctx context.Context) int {
 		select {
 		case <-ctx.Done():
 		case <-lostCh:
-			return 1
+			return exitFailed
 		}
 	case <-ctx.Done():
 	case <-lostCh:
-		return 1
+		return exitFailed
 	}
 
 	// Shutdown after a signal.
@@ -283,7 +291,7 @@ func (d *daemon) run(ctx context.Context) int {
 		case <-lctx.Done():
 			log.Warnf("did not see our own leave of the %q group within %s", o.group, leaveTimeout)
 		case <-lostCh:
-			return 1
+			return exitFailed
 		}
 	}
 	srv.Close()
@@ -314,7 +322,7 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 				log.Infof("%s exits; it never joined the groupd group", d.who())
 				return 0
 			case <-lostCh:
-				return 1
+				return exitFailed
 			}
 		}
 	}
@@ -346,7 +354,7 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 		}
 	}
 	log.Errorf("groupd exits without joining the groupd group: %s holds residual dlm/gfs state", d.who())
-	return 1
+	return exitResidual
 }
 
 func (d *daemon) notify(state string) {
