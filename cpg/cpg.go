@@ -106,12 +106,12 @@ type Handle struct {
 // *ConfChg.
 func New() (*Handle, error) {
 	h := &Handle{
-		q:          newQueue(),
-		events:     make(chan Event, 256),
+		events:     make(chan Event, 1024),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pumpDone:   make(chan struct{}),
 	}
+	h.q = newQueue(h.events)
 	h.ctx = cgo.NewHandle(h)
 	if err := cs.Result(int(C.glue_initialize(&h.handle, C.uintptr_t(h.ctx)))); err != nil {
 		h.ctx.Delete()
@@ -141,7 +141,7 @@ func New() (*Handle, error) {
 	go h.dispatchLoop()
 	go func() {
 		defer close(h.pumpDone)
-		h.q.pump(h.events, h.stop)
+		h.q.pump(h.stop)
 	}()
 	return h, nil
 }
@@ -164,7 +164,7 @@ func (h *Handle) Err() error {
 
 // Pending returns how many events are queued and not yet received from
 // Events.
-func (h *Handle) Pending() int { return h.q.len() + len(h.events) }
+func (h *Handle) Pending() int { return h.q.len() }
 
 // dispatchBatch is how many events are collected before they are handed to
 // the consumer, so that a long burst is not held back until it ends.

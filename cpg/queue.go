@@ -9,19 +9,45 @@ import (
 // channel. It has no bound: the dispatcher never waits for the consumer,
 // so corosync's IPC ring is always drained and a slow consumer costs
 // memory, not lost or reordered events (see "Buffering" in the package doc).
+//
+// While the consumer keeps up, the dispatcher puts events straight into
+// the channel. Once the channel is full, the rest spill into pending, and
+// the pump goroutine feeds them to the channel in order; until it has
+// caught up, every new event spills too, so nothing overtakes.
 type queue struct {
+	out chan Event
+
 	mu      sync.Mutex
 	pending []Event
+	pumping bool          // the pump holds events not yet in the channel
+	ended   bool          // no more events will come
 	wake    chan struct{} // capacity 1: "pending may be non-empty"
-	ended   bool          // no more pushes will come
-	length  atomic.Int64  // events pushed and not yet handed to the channel
+	length  atomic.Int64  // events spilled and not yet in the channel
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+func newQueue(out chan Event) *queue {
+	return &queue{out: out, wake: make(chan struct{}, 1)}
+}
 
-// push appends a batch in order. Only the dispatch goroutine pushes.
+// push hands over a batch, in order. Only the dispatch goroutine pushes;
+// end marks the last batch.
 func (q *queue) push(batch []Event, end bool) {
 	q.mu.Lock()
+	if !end && len(q.pending) == 0 && !q.pumping {
+		for len(batch) > 0 {
+			select {
+			case q.out <- batch[0]:
+				batch = batch[1:]
+				continue
+			default:
+			}
+			break
+		}
+		if len(batch) == 0 {
+			q.mu.Unlock()
+			return
+		}
+	}
 	q.pending = append(q.pending, batch...)
 	q.length.Add(int64(len(batch)))
 	if end {
@@ -34,27 +60,31 @@ func (q *queue) push(batch []Event, end bool) {
 	}
 }
 
-// take returns everything pending, and whether the stream has ended.
+// take returns everything spilled, and whether the stream has ended. With
+// nothing spilled it lets the dispatcher use the channel directly again.
 func (q *queue) take(spare []Event) ([]Event, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	batch := q.pending
 	q.pending = spare[:0]
+	q.pumping = len(batch) > 0
 	return batch, q.ended
 }
 
-func (q *queue) len() int { return int(q.length.Load()) }
+func (q *queue) len() int { return int(q.length.Load()) + len(q.out) }
 
-// pump moves events from q to out in order until the stream has ended and
-// everything was delivered, or stop is closed; then it closes out.
-func (q *queue) pump(out chan<- Event, stop <-chan struct{}) {
-	defer close(out)
+// pump moves spilled events to the channel in order until the stream has
+// ended and everything was delivered, or stop is closed; then it closes
+// the channel. The dispatcher must have stopped pushing before stop is
+// closed.
+func (q *queue) pump(stop <-chan struct{}) {
+	defer close(q.out)
 	var spare []Event
 	for {
 		batch, ended := q.take(spare)
 		for i, ev := range batch {
 			select {
-			case out <- ev:
+			case q.out <- ev:
 				q.length.Add(-1)
 				batch[i] = nil // let the consumer's copy be the only one
 			case <-stop:
@@ -62,10 +92,11 @@ func (q *queue) pump(out chan<- Event, stop <-chan struct{}) {
 			}
 		}
 		spare = batch
-		if ended {
-			// The final push set ended together with its batch, and
-			// nothing is pushed after it: this batch was the rest.
+		if ended && len(batch) == 0 {
 			return
+		}
+		if len(batch) > 0 {
+			continue // see whether more spilled meanwhile
 		}
 		select {
 		case <-q.wake:
