@@ -116,6 +116,7 @@ type adapter struct {
 	out      chan groupd.Event
 	left     chan struct{} // closed when our own clean leave is seen
 	leftOnce sync.Once
+	done     chan struct{} // closed when run returns
 }
 
 func newAdapter(cpgEvents <-chan cpg.Event, cmanEvents <-chan cman.Event, ourID, ourPID uint32, quorate bool) *adapter {
@@ -128,19 +129,23 @@ func newAdapter(cpgEvents <-chan cpg.Event, cmanEvents <-chan cman.Event, ourID,
 		phases:     make(chan groupd.Phase),
 		out:        make(chan groupd.Event, 16),
 		left:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 }
 
-// setPhase tells the machine, through the adapter, that the daemon moved on.
+// setPhase tells the machine, through the adapter, that the daemon moved
+// on. It gives up when the adapter has stopped (corosync went away).
 func (a *adapter) setPhase(ctx context.Context, p groupd.Phase) {
 	select {
 	case a.phases <- p:
+	case <-a.done:
 	case <-ctx.Done():
 	}
 }
 
 // run forwards events until ctx ends or corosync goes away.
 func (a *adapter) run(ctx context.Context) {
+	defer close(a.done)
 	send := func(ev groupd.Event) bool {
 		select {
 		case a.out <- ev:

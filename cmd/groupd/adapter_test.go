@@ -154,4 +154,6 @@ func TestAdapter(t *testing.T) {
 		t.Error("out not closed after corosync went away")
 	}
 	<-done
+	// A phase change after that must not hang the daemon's shutdown.
+	a.setPhase(context.Background(), groupd.PhaseLeaving)
 }

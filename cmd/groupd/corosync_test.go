@@ -660,3 +660,43 @@ func TestResidualStayPolicy(t *testing.T) {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
+
+// The first signal does not cut a self-fence short; a second one ends the
+// daemon at once, non-zero.
+func TestSecondSignalForcesExit(t *testing.T) {
+	corotest.Start(t)
+	binaries(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "fencing")
+	script := filepath.Join(dir, "slow-fence")
+	body := fmt.Sprintf("#!/bin/sh\necho $$ > %s.tmp && mv %s.tmp %s\nexec sleep 30\n", marker, marker, marker)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The forced exit leaves the fence command behind; end it here.
+		if b, err := os.ReadFile(marker); err == nil {
+			var pid int
+			if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	d := startDaemon(t, daemonOpts{
+		sysfs: map[string]string{"sys/kernel/dlm/ls": ""},
+		args:  []string{"--fence-command", script + " {name}"},
+	})
+	eventually(t, 10*time.Second, "the fence command runs", func() bool { _, err := os.Stat(marker); return err == nil })
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if !d.running() {
+		t.Fatalf("groupd exited on the first signal while fencing itself (status %d)", d.wait(time.Second))
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(2 * time.Second); code != exitFailed {
+		t.Errorf("exit status %d after the second signal, want %d", code, exitFailed)
+	}
+	if !strings.Contains(d.log.String(), "again: exiting at once") {
+		t.Errorf("no log line for the forced exit")
+	}
+}
