@@ -282,20 +282,23 @@ func (d *daemon) run(ctx context.Context) int {
 	lctx, cancelLeave := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancelLeave()
 	if err := h.Leave(lctx); err != nil {
-		log.Warnf("could not leave the %q group cleanly: %v; other nodes will see %s fail", o.group, err, d.who())
-	} else {
-		// Closing the handle before corosync delivered the leave could
-		// still look like a failure to the others.
-		select {
-		case <-ad.left:
-		case <-lctx.Done():
-			log.Warnf("did not see our own leave of the %q group within %s", o.group, leaveTimeout)
-		case <-lostCh:
-			return exitFailed
-		}
+		srv.Close()
+		log.Errorf("could not leave the %q group cleanly: %v; other nodes will see %s fail and fence it", o.group, err, d.who())
+		return exitFailed
+	}
+	// Closing the handle before corosync delivered the leave could still
+	// look like a failure to the others.
+	select {
+	case <-ad.left:
+	case <-lctx.Done():
+		srv.Close()
+		log.Errorf("did not see our own leave of the %q group within %s; other nodes may see %s fail", o.group, leaveTimeout, d.who())
+		return exitFailed
+	case <-lostCh:
+		return exitFailed
 	}
 	srv.Close()
-	log.Infof("%s pid %d left the %q group; groupd exits", d.who(), d.pid, o.group)
+	log.Infof("%s pid %d left the %q group cleanly; groupd exits", d.who(), d.pid, o.group)
 	return 0
 }
 
