@@ -410,8 +410,8 @@ func (h *Handle) Group() (string, bool) {
 //
 // When corosync applies flow control (CS_ERR_TRY_AGAIN), Multicast backs
 // off and retries until ctx is done. It also waits, briefly, while more
-// than about 2 MiB of this handle's own messages have not come back to it
-// yet, which keeps corosync from having to apply flow control at all. The
+// than 1 MiB of this handle's own messages would be on their way back to
+// it, which keeps corosync from having to apply flow control at all. The
 // buffers may be reused as soon as it returns.
 func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) error {
 	if len(bufs) > MaxBuffers {
@@ -430,7 +430,7 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
-	if err := h.pace(ctx); err != nil {
+	if err := h.pace(ctx, total); err != nil {
 		return fmt.Errorf("cpg multicast: %w", err)
 	}
 	var err error
@@ -466,18 +466,18 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 // runs far ahead of its own deliveries spends its time waiting out flow
 // control (measured: 64 KiB messages at a tenth of the paced rate). Every
 // message a member sends comes back to it, in order, which lets the binding
-// keep itself near the ring's size instead.
-const inFlightLimit = 2 << 20
+// keep itself within the size of corosync's IPC ring instead.
+const inFlightLimit = 1 << 20
 
 // pace waits, under sendMu, until the handle's own messages in flight are
 // below inFlightLimit. It never waits for long: if the accounting is
 // off (a message lost with a membership change), a short timeout lets the
 // send go ahead anyway.
-func (h *Handle) pace(ctx context.Context) error {
+func (h *Handle) pace(ctx context.Context, size int) error {
 	var timer *time.Timer
-	for h.sent-h.returned.Load() > uint64(inFlightLimit) && h.Err() == nil {
+	for h.mustWait(size) {
 		moved := h.progress.wait()
-		if h.sent-h.returned.Load() <= uint64(inFlightLimit) {
+		if !h.mustWait(size) {
 			break
 		}
 		if timer == nil {
@@ -493,6 +493,13 @@ func (h *Handle) pace(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// mustWait reports whether sending size more bytes would take the handle's
+// own messages in flight over the limit. One message always may go.
+func (h *Handle) mustWait(size int) bool {
+	inFlight := h.sent - h.returned.Load()
+	return inFlight > 0 && inFlight+uint64(size) > inFlightLimit && h.Err() == nil
 }
 
 const paceTimeout = 50 * time.Millisecond

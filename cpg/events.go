@@ -11,7 +11,9 @@ type Message struct {
 	Group  string // with any trailing NUL the sender's group name has
 	NodeID uint32 // the sender's node
 	PID    uint32 // the sender's process on that node
-	Data   []byte // Go memory, owned by the receiver
+	Data   []byte // Go memory, owned by the receiver until Release
+
+	pooled bool // Data came from the buffer pools
 }
 
 // ConfChg is a change of the group's membership (cpg_confchg_fn_t).

@@ -81,3 +81,29 @@ func TestRetryHonoursContext(t *testing.T) {
 		t.Fatalf("retry on a closed handle: %v", err)
 	}
 }
+
+// Large buffers come back from the pools once released; small ones are
+// plain copies; a released message no longer refers to its buffer.
+func TestBufferRecycling(t *testing.T) {
+	src := make([]byte, 100<<10)
+	src[len(src)-1] = 7
+	data, pooled := copyIn(src)
+	if !pooled || len(data) != len(src) || cap(data) != 128<<10 || data[len(data)-1] != 7 {
+		t.Fatalf("100 KiB copy: len %d cap %d pooled %v", len(data), cap(data), pooled)
+	}
+	m := &Message{Data: data, pooled: pooled}
+	m.Release()
+	m.Release()
+	if m.Data != nil {
+		t.Fatal("Data kept after Release")
+	}
+	small, pooled := copyIn([]byte("abc"))
+	if pooled || string(small) != "abc" {
+		t.Fatalf("small copy %q pooled %v", small, pooled)
+	}
+	for n, want := range map[int]int{16 << 10: 0, 16<<10 + 1: 1, 1 << 20: 6, 64 << 20: 12, 64<<20 + 1: -1, 100: -1} {
+		if got := poolClass(n); got != want {
+			t.Errorf("poolClass(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
