@@ -252,3 +252,45 @@ func TestStayPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestFenceFailureBlocksJoin: a fence agent that cannot reach its victim
+// (the container is frozen) makes fence_tool join fail, so whatever waits
+// for it (a mount) does not go on; once the victim can be reached, join
+// succeeds.
+func TestFenceFailureBlocksJoin(t *testing.T) {
+	c := upDaemons(t, 3, fenceArgs(noSysfs, "fence"))
+	c.must("stop-groupd", "2")
+	c.waitGroupd(3, "node2 gone from the groupd group", func(s gtStatus) bool {
+		return slices.Equal(s.memberIDs(), []uint32{1, 3})
+	})
+	c.must("pause", "2")
+	t.Cleanup(func() { c.run("unpause", "2") })
+
+	// A short agent timeout and two attempts keep the failure quick.
+	agent := "--agent=fence_testcluster -t 2 -o reboot -n {name}"
+	out, code := c.exec(3, "fence_tool", agent, "--retries", "2", "join")
+	t.Logf("fence_tool join on node3 with node2 frozen: exit %d:\n%s", code, out)
+	if code != 1 {
+		t.Fatalf("fence_tool join exit %d while node2 cannot be fenced, want 1", code)
+	}
+	log := c.fenceLog()
+	if n := len(find(log, toolEvent("node3", "fence-failed", "node2"))); n != 2 {
+		t.Errorf("want 2 failed attempts on node2, have %d:\n%s", n, dumpLog(log))
+	}
+	if ok := find(log, func(e fenceEntry) bool { return e.Event == "joined" || e.Event == "ack" }); len(ok) > 0 {
+		t.Errorf("a failed fencing was acknowledged or the join reported done:\n%s", dumpLog(ok))
+	}
+	if len(find(log, toolEvent("node3", "join-failed", "node3"))) != 1 {
+		t.Errorf("no join-failed line from node3:\n%s", dumpLog(log))
+	}
+
+	c.must("unpause", "2")
+	c.fenceJoin(3, agent)
+	log = c.fenceLog()
+	if len(find(log, fencedBy("node3", "node2"))) != 1 || len(find(log, toolEvent("node3", "ack", "node2"))) != 1 {
+		t.Errorf("after the unpause node3 should fence and acknowledge node2 once:\n%s", dumpLog(log))
+	}
+	if b := find(log, toolEvent("node3", "bypass", "node1")); len(b) != 2 {
+		t.Errorf("node1 (healthy) should be bypassed by both joins, was %d times", len(b))
+	}
+}
