@@ -57,7 +57,7 @@ func goDeliver(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t, nodeid, pid C.
 	defer h.guard()
 	data, pooled := copyIn(unsafe.Slice((*byte)(msg), int(n)))
 	if uint32(nodeid) == h.self.NodeID && uint32(pid) == h.self.PID {
-		h.returned.Add(uint64(n))
+		h.ownReturned(uint64(n))
 	}
 	h.collect(&Message{
 		Group:  h.groupName(name, nameLen),

@@ -80,9 +80,12 @@ type Handle struct {
 	sendMu sync.Mutex
 	// Pacing (see Multicast): bytes this handle has multicast, and bytes
 	// of its own messages delivered back to it.
-	sent     uint64
-	returned atomic.Uint64
-	self     Address // this process, to recognise its own messages
+	sent       uint64
+	paceTimer  *time.Timer
+	returned   atomic.Uint64
+	paceTarget atomic.Uint64 // returned value a waiting multicast wants; 0: none
+	paceWake   chan struct{} // capacity 1
+	self       Address       // this process, to recognise its own messages
 
 	groupMu sync.Mutex
 	group   string
@@ -107,6 +110,7 @@ type Handle struct {
 func New() (*Handle, error) {
 	h := &Handle{
 		events:     make(chan Event, 1024),
+		paceWake:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pumpDone:   make(chan struct{}),
@@ -240,6 +244,10 @@ func hungUp(fd int) bool {
 func (h *Handle) terminate(err error) {
 	h.terminated.Store(&err)
 	defer h.progress.notify()
+	select {
+	case h.paceWake <- struct{}{}:
+	default:
+	}
 	h.q.push(append(h.batch, &Terminated{Err: err}), true)
 	h.batch = nil
 }
@@ -474,25 +482,60 @@ const inFlightLimit = 1 << 20
 // off (a message lost with a membership change), a short timeout lets the
 // send go ahead anyway.
 func (h *Handle) pace(ctx context.Context, size int) error {
-	var timer *time.Timer
-	for h.mustWait(size) {
-		moved := h.progress.wait()
-		if !h.mustWait(size) {
-			break
+	if !h.mustWait(size) {
+		return nil
+	}
+	// Once over the limit, wait until no more than half the limit is in
+	// flight (none, for a message above half the limit), so the sender
+	// wakes once per half window, not once per message.
+	var allowed uint64
+	if size < inFlightLimit/2 {
+		allowed = inFlightLimit / 2
+	}
+	target := h.sent - allowed // mustWait: more than allowed is in flight
+	if h.paceTimer == nil {
+		h.paceTimer = time.NewTimer(paceTimeout)
+	} else {
+		h.paceTimer.Reset(paceTimeout)
+	}
+	defer h.paceTimer.Stop()
+	for h.returned.Load() < target && h.Err() == nil {
+		select {
+		case <-h.paceWake: // drop a stale wake-up
+		default:
 		}
-		if timer == nil {
-			timer = time.NewTimer(paceTimeout)
-			defer timer.Stop()
+		h.paceTarget.Store(target)
+		if h.returned.Load() >= target || h.Err() != nil {
+			break // came back before the target was set
 		}
 		select {
-		case <-moved:
-		case <-timer.C:
+		case <-h.paceWake:
+		case <-h.paceTimer.C:
+			// Accounting is off (messages lost in a membership
+			// change): give up on what is in flight.
 			h.sent = h.returned.Load()
+			h.paceTarget.Store(0)
+			return nil
 		case <-ctx.Done():
+			h.paceTarget.Store(0)
 			return ctx.Err()
 		}
 	}
+	h.paceTarget.Store(0)
 	return nil
+}
+
+// ownReturned counts n bytes of this handle's own messages delivered back
+// to it, and wakes a multicast waiting for them. Dispatch goroutine only.
+func (h *Handle) ownReturned(n uint64) {
+	r := h.returned.Add(n)
+	if t := h.paceTarget.Load(); t != 0 && r >= t {
+		h.paceTarget.Store(0)
+		select {
+		case h.paceWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // mustWait reports whether sending size more bytes would take the handle's
