@@ -265,6 +265,11 @@ func (h *Handle) Close() error {
 		<-h.readerDone
 		close(h.stop)
 		<-h.pumpDone
+		h.progress.notify() // multicasts waiting to retry see the close now
+		select {
+		case h.paceWake <- struct{}{}:
+		default:
+		}
 		rc := cs.Result(int(C.cpg_finalize(h.handle)))
 		h.ctx.Delete()
 		if rc != nil && h.Err() == nil {
@@ -499,13 +504,13 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 		h.paceTimer.Reset(paceTimeout)
 	}
 	defer h.paceTimer.Stop()
-	for h.returned.Load() < target && h.Err() == nil {
+	for h.returned.Load() < target && h.Err() == nil && !h.closed.Load() {
 		select {
 		case <-h.paceWake: // drop a stale wake-up
 		default:
 		}
 		h.paceTarget.Store(target)
-		if h.returned.Load() >= target || h.Err() != nil {
+		if h.returned.Load() >= target || h.Err() != nil || h.closed.Load() {
 			break // came back before the target was set
 		}
 		select {
