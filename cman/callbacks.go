@@ -55,8 +55,7 @@ func cmanQuorumNotify(ctx C.uintptr_t, quorate C.uint32_t, ringNode C.uint32_t, 
 	nMembers C.uint32_t, members *C.uint32_t) {
 	c := clusterFor(uintptr(ctx))
 	if c == nil {
-		droppedCallbacks.Add(1)
-		return
+		return // no live Cluster: nothing to deliver to, nobody to tell
 	}
 	defer guard(c, "quorum notification")
 	c.onQuorum(quorate != 0, RingID{NodeID: uint32(ringNode), Seq: uint64(ringSeq)}, copyIDs(members, nMembers))
@@ -69,8 +68,7 @@ func cmanNodelistNotify(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t
 	nLeft C.uint32_t, left *C.uint32_t) {
 	c := clusterFor(uintptr(ctx))
 	if c == nil {
-		droppedCallbacks.Add(1)
-		return
+		return // no live Cluster: nothing to deliver to, nobody to tell
 	}
 	defer guard(c, "nodelist notification")
 	c.onNodelist(RingID{NodeID: uint32(ringNode), Seq: uint64(ringSeq)},

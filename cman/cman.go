@@ -22,26 +22,31 @@ import (
 // ErrClosed is returned by the methods of a Cluster after Close.
 var ErrClosed = errors.New("cman: cluster connection closed")
 
-// droppedCallbacks counts callbacks that arrived for no live Cluster.
-var droppedCallbacks atomic.Uint64
-
 // Cluster is a connection to the local corosync: one handle each of
 // libquorum, libvotequorum, libcmap and libcfg, and a goroutine that
 // dispatches the quorum handle's notifications into the Events channel.
 //
-// All methods may be called from any goroutine. Calls into corosync are
-// serialized on the Cluster (each takes a few local IPC round trips).
+// All methods may be called from any goroutine. Calls into one corosync
+// library are serialized (each takes a few local IPC round trips), calls
+// into different libraries are not: a KillNode that waits for a frozen
+// corosync holds up neither event delivery nor Quorate, and a long Nodes
+// does not delay events.
 type Cluster struct {
-	// mu serializes every C call on the handles, including
-	// quorum_dispatch, and guards closed. It is never held while waiting
-	// for the fd or for the consumer.
-	mu     sync.Mutex
-	closed bool
+	// closed is set first thing by Close: no C call starts after it.
+	closed atomic.Bool
 
-	quorum     C.quorum_handle_t
-	votequorum C.votequorum_handle_t
-	cmap       C.cmap_handle_t
-	cfg        C.corosync_cfg_handle_t
+	// One lock per C handle. Each serializes the calls on its handle and
+	// its finalization, which must not run while a call is inside the
+	// library. None is held while waiting for the fd or for the consumer,
+	// and none is taken while another is held.
+	quorumMu     sync.Mutex // quorum_dispatch, quorum_getquorate
+	quorum       C.quorum_handle_t
+	votequorumMu sync.Mutex // votequorum_getinfo
+	votequorum   C.votequorum_handle_t
+	cmapMu       sync.Mutex // the cmap iteration and getters of Nodes
+	cmap         C.cmap_handle_t
+	cfgMu        sync.Mutex // corosync_cfg_kill_node
+	cfg          C.corosync_cfg_handle_t
 
 	self   cgo.Handle // the quorum context: finds c in the trampolines
 	nodeID uint32
@@ -139,40 +144,45 @@ func Open() (*Cluster, error) {
 }
 
 // finalize releases the C handles (quorum_finalize, votequorum_finalize,
-// cmap_finalize, corosync_cfg_finalize). The dispatch goroutine must have
-// stopped or never started.
+// cmap_finalize, corosync_cfg_finalize), each once no call is inside its
+// library. The dispatch goroutine must have stopped or never started.
+// cfg goes last: a KillNode to a frozen corosync is the likeliest call to
+// be still inside its library, and the other handles need not wait for it.
 func (c *Cluster) finalize() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
+	c.closed.Store(true)
 	if c.waiter != nil {
 		c.waiter.Close()
 	}
 	var errs []error
-	if c.quorum != 0 {
-		if err := cs.Result(int(C.quorum_finalize(c.quorum))); err != nil {
-			errs = append(errs, fmt.Errorf("cman: quorum_finalize: %w", err))
+	fail := func(call string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cman: %s: %w", call, err))
 		}
+	}
+	c.quorumMu.Lock()
+	if c.quorum != 0 {
+		fail("quorum_finalize", cs.Result(int(C.quorum_finalize(c.quorum))))
 		c.quorum = 0
 	}
+	c.quorumMu.Unlock()
+	c.votequorumMu.Lock()
 	if c.votequorum != 0 {
-		if err := cs.Result(int(C.votequorum_finalize(c.votequorum))); err != nil {
-			errs = append(errs, fmt.Errorf("cman: votequorum_finalize: %w", err))
-		}
+		fail("votequorum_finalize", cs.Result(int(C.votequorum_finalize(c.votequorum))))
 		c.votequorum = 0
 	}
+	c.votequorumMu.Unlock()
+	c.cmapMu.Lock()
 	if c.cmap != 0 {
-		if err := cs.Result(int(C.cmap_finalize(c.cmap))); err != nil {
-			errs = append(errs, fmt.Errorf("cman: cmap_finalize: %w", err))
-		}
+		fail("cmap_finalize", cs.Result(int(C.cmap_finalize(c.cmap))))
 		c.cmap = 0
 	}
+	c.cmapMu.Unlock()
+	c.cfgMu.Lock()
 	if c.cfg != 0 {
-		if err := cs.Result(int(C.corosync_cfg_finalize(c.cfg))); err != nil {
-			errs = append(errs, fmt.Errorf("cman: corosync_cfg_finalize: %w", err))
-		}
+		fail("corosync_cfg_finalize", cs.Result(int(C.corosync_cfg_finalize(c.cfg))))
 		c.cfg = 0
 	}
+	c.cfgMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -185,12 +195,15 @@ func (c *Cluster) finalize() error {
 // delivered or received, and more than once: every call returns after the
 // first has finished, with its result. The corosync library's own errors
 // from finalizing are returned joined; they leave nothing to clean up.
+//
+// Calls made after Close has started return ErrClosed. Close does not wait
+// for calls already inside corosync, except that a handle is finalized only
+// once its call has returned: so a KillNode waiting for a frozen corosync
+// delays the return of Close, but not the end of the Events stream.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closed = true // a dispatch about to start will not
-		c.mu.Unlock()
-		c.waiter.Close() // wakes a dispatch goroutine that waits
+		c.closed.Store(true) // a dispatch or call about to start will not
+		c.waiter.Close()     // wakes a dispatch goroutine that waits
 		<-c.dispatchDone
 		c.events.abandon()
 		c.closeErr = c.finalize()
@@ -225,13 +238,11 @@ func (c *Cluster) dispatch() {
 			c.fail(fmt.Errorf("cman: wait for the quorum fd: %w", err))
 			return
 		}
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
+		if c.enter(&c.quorumMu) != nil {
 			return
 		}
 		err := cs.Result(int(C.quorum_dispatch(c.quorum, C.CS_DISPATCH_ALL)))
-		c.mu.Unlock()
+		c.quorumMu.Unlock()
 		if c.callbackErr != nil {
 			c.fail(c.callbackErr)
 			return
@@ -297,11 +308,18 @@ func (c *Cluster) onQuorum(quorate bool, ring RingID, members []uint32) {
 	c.sawQuorum = true
 }
 
-// lock takes mu for a C call, or returns ErrClosed.
-func (c *Cluster) lock() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+// enter takes the lock of a handle for a C call on it, or returns
+// ErrClosed. Checking closed under the lock is what keeps a call off a
+// finalized handle: finalize runs under the same lock, after closed is set.
+// The check before the lock keeps a call made after Close from waiting for
+// a call parked in the library.
+func (c *Cluster) enter(mu *sync.Mutex) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	mu.Lock()
+	if c.closed.Load() {
+		mu.Unlock()
 		return ErrClosed
 	}
 	return nil
@@ -314,10 +332,10 @@ func (c *Cluster) NodeID() uint32 { return c.nodeID }
 // Quorate asks corosync whether the cluster is quorate
 // (quorum_getquorate). Safe from any goroutine.
 func (c *Cluster) Quorate() (bool, error) {
-	if err := c.lock(); err != nil {
+	if err := c.enter(&c.quorumMu); err != nil {
 		return false, err
 	}
-	defer c.mu.Unlock()
+	defer c.quorumMu.Unlock()
 	var q C.int
 	if err := cs.Result(int(C.quorum_getquorate(c.quorum, &q))); err != nil {
 		return false, fmt.Errorf("cman: quorum_getquorate: %w", err)
@@ -340,13 +358,9 @@ type QuorumInfo struct {
 // Quorum returns votequorum's view of the votes, from votequorum_getinfo
 // for our node. Safe from any goroutine.
 func (c *Cluster) Quorum() (QuorumInfo, error) {
-	if err := c.lock(); err != nil {
+	info, err := c.nodeInfo(c.nodeID)
+	if err != nil {
 		return QuorumInfo{}, err
-	}
-	defer c.mu.Unlock()
-	var info C.struct_votequorum_info
-	if err := cs.Result(int(C.votequorum_getinfo(c.votequorum, C.uint(c.nodeID), &info))); err != nil {
-		return QuorumInfo{}, fmt.Errorf("cman: votequorum_getinfo node %d: %w", c.nodeID, err)
 	}
 	return QuorumInfo{
 		Quorate:         info.flags&C.VOTEQUORUM_INFO_QUORATE != 0,
@@ -363,10 +377,10 @@ func (c *Cluster) Quorum() (QuorumInfo, error) {
 // node makes our corosync exit; the Events stream then ends with its
 // terminal error. Safe from any goroutine.
 func (c *Cluster) KillNode(nodeID uint32, reason string) error {
-	if err := c.lock(); err != nil {
+	if err := c.enter(&c.cfgMu); err != nil {
 		return err
 	}
-	defer c.mu.Unlock()
+	defer c.cfgMu.Unlock()
 	cr := C.CString(reason)
 	defer C.free(unsafe.Pointer(cr))
 	if err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr))); err != nil {
@@ -382,11 +396,10 @@ func (c *Cluster) KillNode(nodeID uint32, reason string) error {
 // A node is a Member when votequorum counts it as one. For a node
 // votequorum has never seen, Votes is its configured quorum_votes (1 when
 // not set). Names fall back as documented on Node.
+//
+// The cmap and votequorum reads are separate calls, not one snapshot: a
+// membership change while Nodes runs may show in some nodes and not others.
 func (c *Cluster) Nodes() ([]Node, error) {
-	if err := c.lock(); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
 	keys, err := c.cmapPrefix("nodelist.node.")
 	if err != nil {
 		return nil, err
@@ -401,8 +414,7 @@ func (c *Cluster) Nodes() ([]Node, error) {
 		if n.ID == 0 {
 			continue
 		}
-		var info C.struct_votequorum_info
-		err := cs.Result(int(C.votequorum_getinfo(c.votequorum, C.uint(n.ID), &info)))
+		info, err := c.nodeInfo(n.ID)
 		switch {
 		case err == nil:
 			n.Member = info.node_state == C.VOTEQUORUM_NODESTATE_MEMBER
@@ -410,10 +422,23 @@ func (c *Cluster) Nodes() ([]Node, error) {
 		case errors.Is(err, cs.ErrNotExist):
 			// Configured, never seen: keep the configured votes.
 		default:
-			return nil, fmt.Errorf("cman: votequorum_getinfo node %d: %w", n.ID, err)
+			return nil, err
 		}
 	}
 	return nodes, nil
+}
+
+// nodeInfo calls votequorum_getinfo for one node.
+func (c *Cluster) nodeInfo(id uint32) (C.struct_votequorum_info, error) {
+	var info C.struct_votequorum_info
+	if err := c.enter(&c.votequorumMu); err != nil {
+		return info, err
+	}
+	defer c.votequorumMu.Unlock()
+	if err := cs.Result(int(C.votequorum_getinfo(c.votequorum, C.uint(id), &info))); err != nil {
+		return info, fmt.Errorf("cman: votequorum_getinfo node %d: %w", id, err)
+	}
+	return info, nil
 }
 
 // LocalNode returns our entry of Nodes. If the nodelist has no entry with
@@ -434,8 +459,13 @@ func (c *Cluster) LocalNode() (Node, error) {
 
 // cmapPrefix reads every key under prefix with its value formatted as text
 // (integers in decimal), using cmap_iter_init, cmap_iter_next,
-// cmap_get_string and the cmap_get_* integer getters. mu must be held.
+// cmap_get_string and the cmap_get_* integer getters, all under one hold
+// of the cmap lock.
 func (c *Cluster) cmapPrefix(prefix string) (map[string]string, error) {
+	if err := c.enter(&c.cmapMu); err != nil {
+		return nil, err
+	}
+	defer c.cmapMu.Unlock()
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	var iter C.cmap_iter_handle_t

@@ -412,3 +412,191 @@ func TestCorosyncKilled(t *testing.T) {
 		t.Errorf("first event after restart = %v", e)
 	}
 }
+
+// freeze stops corosync with SIGSTOP until the returned func (also run at
+// cleanup) lets it go on. A call into a frozen corosync waits in C for its
+// reply, as it would on a corosync that hangs.
+func freeze(t *testing.T, n *corotest.Node) (thaw func()) {
+	t.Helper()
+	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { syscall.Kill(n.Pid(), syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// A KillNode parked in corosync (frozen) does not hold up Close: the
+// stream ends and later calls fail with ErrClosed at once. Close itself
+// returns once the kill call is back, since the cfg handle cannot be
+// finalized under it.
+func TestCloseWhileKillNodeParked(t *testing.T) {
+	n := corotest.Start(t)
+	c, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, c)
+	next(t, c)
+
+	thaw := freeze(t, n)
+	killed := make(chan error, 1)
+	go func() { killed <- c.KillNode(99, "cman test: no such node") }()
+	select {
+	case err := <-killed:
+		t.Fatalf("KillNode returned %v from a frozen corosync; want it to wait", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case e, ok := <-c.Events():
+		if ok {
+			t.Errorf("event %v after Close", e)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the event stream is still open 2s after Close while a KillNode waits in corosync")
+	}
+	for name, call := range map[string]func() error{
+		"Quorate":  func() error { _, err := c.Quorate(); return err },
+		"Quorum":   func() error { _, err := c.Quorum(); return err },
+		"Nodes":    func() error { _, err := c.Nodes(); return err },
+		"KillNode": func() error { return c.KillNode(99, "after close") },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%s after Close waits behind the parked KillNode", name)
+		}
+	}
+
+	thaw()
+	select {
+	case err := <-killed:
+		if err != nil && !errors.Is(err, cs.ErrNotExist) {
+			t.Errorf("KillNode(99) once corosync went on: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("KillNode still waits 5s after corosync went on")
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close has not returned 5s after the parked KillNode did")
+	}
+}
+
+// A call waiting in one library holds up neither event delivery nor the
+// calls on the other handles. The test holds the cfg lock as a KillNode
+// parked in C does, and the cmap and votequorum locks as a long Nodes does;
+// a pause of corosync longer than the token timeout then makes it form a
+// new ring, which must reach Events.
+func TestBusyHandleDoesNotBlockOthers(t *testing.T) {
+	n := corotest.Start(t)
+	c := open(t)
+	first := next(t, c)
+	next(t, c)
+
+	c.cfgMu.Lock()
+	c.cmapMu.Lock()
+	c.votequorumMu.Lock()
+	defer func() {
+		c.votequorumMu.Unlock()
+		c.cmapMu.Unlock()
+		c.cfgMu.Unlock()
+	}()
+
+	quorate := make(chan error, 1)
+	go func() { _, err := c.Quorate(); quorate <- err }()
+	select {
+	case err := <-quorate:
+		if err != nil {
+			t.Errorf("Quorate: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Quorate waits behind the cfg, cmap and votequorum handles")
+	}
+
+	thaw := freeze(t, n)
+	time.Sleep(2 * time.Second) // token timeout 1s: corosync will form a new ring
+	thaw()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e, ok := <-c.Events():
+			if !ok {
+				t.Fatal("stream closed")
+			}
+			if e.Kind == EventMembership && e.Ring.Seq > first.Ring.Seq {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no membership event for the new ring within 10s while other handles were busy:\n%s", n.Log())
+		}
+	}
+}
+
+// Every call races Close from many goroutines: each returns a result or
+// ErrClosed, nothing deadlocks, and the race detector sees no unguarded
+// handle.
+func TestCallsRaceClose(t *testing.T) {
+	corotest.Start(t)
+	for range 10 {
+		c, err := Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for range c.Events() {
+			}
+		}()
+		var wg sync.WaitGroup
+		calls := []func() error{
+			func() error { _, err := c.Quorate(); return err },
+			func() error { _, err := c.Quorum(); return err },
+			func() error { _, err := c.Nodes(); return err },
+			func() error { _, err := c.LocalNode(); return err },
+			func() error { return c.KillNode(99, "cman test: no such node") },
+		}
+		for _, call := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					err := call()
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, cs.ErrNotExist) {
+						t.Errorf("call racing Close: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := c.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close or a call did not return within 10s")
+		}
+	}
+}
