@@ -17,13 +17,14 @@ import (
 
 const (
 	helperEnv  = "GROUPD_QUERY_HELPER_SOCKET"
+	helperOp   = "GROUPD_QUERY_HELPER_OP" // "ack": ack node 3; else status
 	nobody     = 65534
 	queryGroup = 4242
 )
 
 // TestHelperProcess is not a test: permission tests run the test binary
 // as another user and it queries the socket named in the environment,
-// printing the outcome as JSON.
+// printing the outcome as JSON: "phase" or "acked" on success.
 func TestHelperProcess(t *testing.T) {
 	path := os.Getenv(helperEnv)
 	if path == "" {
@@ -32,13 +33,19 @@ func TestHelperProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	out := map[string]string{"uid": fmt.Sprint(os.Getuid())}
-	resp, err := Call(ctx, path, Request{Op: OpStatus})
+	req := Request{Op: OpStatus}
+	if os.Getenv(helperOp) == "ack" {
+		req = Request{Op: OpAck, Node: 3}
+	}
+	resp, err := Call(ctx, path, req)
 	var re *RemoteError
 	switch {
 	case errors.As(err, &re):
 		out["remote_error"] = re.Msg
 	case err != nil:
 		out["error"] = err.Error()
+	case req.Op == OpAck:
+		out["acked"] = resp.Acked.State
 	default:
 		out["phase"] = resp.Status.Phase
 	}
@@ -47,12 +54,13 @@ func TestHelperProcess(t *testing.T) {
 }
 
 // runAs runs the helper as uid nobody with the given groups and returns
-// what it printed.
-func runAs(t *testing.T, bin, sock string, gid uint32, groups []uint32) map[string]string {
+// what it printed. env is added to the helper's environment.
+func runAs(t *testing.T, bin, sock string, gid uint32, groups []uint32, env ...string) map[string]string {
 	t.Helper()
 	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$")
 	// The race runtime otherwise sleeps a second on exit.
 	cmd.Env = append(os.Environ(), helperEnv+"="+sock, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: gid, Groups: groups}}
 	cmd.Stderr = os.Stderr
 	b, err := cmd.Output()
@@ -154,5 +162,32 @@ func TestPeerCredentials(t *testing.T) {
 				t.Errorf("root refused: %v", err)
 			}
 		})
+	}
+}
+
+// The query group may read but not ack: an ack changes fencing state, so
+// it is for root (and the daemon's own uid) only.
+func TestAckNeedsRoot(t *testing.T) {
+	dir, bin := permSetup(t)
+	h := newFakeHandler()
+	srv := serve(t, Config{Path: filepath.Join(dir, "ack.sock"), Group: fmt.Sprint(queryGroup)}, h)
+
+	if out := runAs(t, bin, srv.Addr(), queryGroup, nil); out["phase"] != "joined" {
+		t.Fatalf("group member's status: %v, want it served", out)
+	}
+	out := runAs(t, bin, srv.Addr(), queryGroup, nil, helperOp+"=ack")
+	if !strings.Contains(out["remote_error"], "permission denied") || out["acked"] != "" {
+		t.Errorf("group member's ack: %v, want a permission denied reply", out)
+	}
+	h.mu.Lock()
+	acked := append([]uint32(nil), h.acked...)
+	h.mu.Unlock()
+	if len(acked) != 0 {
+		t.Fatalf("the handler recorded acks %v from a group member", acked)
+	}
+
+	resp, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpAck, Node: 3})
+	if err != nil || resp.Acked == nil || resp.Acked.State != "acked" {
+		t.Errorf("root's ack: %+v, %v", resp, err)
 	}
 }

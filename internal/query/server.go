@@ -47,7 +47,8 @@ type Config struct {
 	Path string
 	// Group, a group name or numeric id, may query besides root. The
 	// socket is then owned by that group with mode 0660. Empty: root only,
-	// mode 0600.
+	// mode 0600. The group may only read: ack, which changes fencing
+	// state, is for root and the daemon's own uid.
 	Group string
 	// Mode overrides the socket mode (tests; unusual setups). Access is
 	// still checked per connection from the peer's credentials.
@@ -57,14 +58,19 @@ type Config struct {
 	// WriteTimeout bounds each reply write, so a client that stops reading
 	// cannot hold a connection forever; default 10s.
 	WriteTimeout time.Duration
-	Log          Logger // nil: no logging
+	// IdleTimeout bounds the wait for each request line, so clients that
+	// connect and hang cannot use up MaxConns and lock out fence_tool;
+	// default 30s. A watch connection waits for events, not requests, and
+	// has no such bound.
+	IdleTimeout time.Duration
+	Log         Logger // nil: no logging
 }
 
 // Server serves the query protocol on a unix socket.
 type Server struct {
 	cfg  Config
 	h    Handler
-	ln   *net.UnixListener
+	ln   listener
 	gid  int // allowed group, -1 for none
 	euid int
 	sem  chan struct{}
@@ -75,6 +81,20 @@ type Server struct {
 	mu        sync.Mutex // guards conns only
 	conns     map[net.Conn]bool
 }
+
+// listener is what Serve needs of a *net.UnixListener; tests wrap one to
+// inject accept errors.
+type listener interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
+}
+
+// The accept retry delay after an error: doubling from the first to the
+// last, as net/http does.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
 
 // Listen creates the socket. A stale socket at the path is replaced; a
 // socket something still answers on, or any other file, is an error.
@@ -87,6 +107,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
 	}
 	gid := -1
 	if cfg.Group != "" {
@@ -170,30 +193,54 @@ func (s *Server) Addr() string { return s.cfg.Path }
 
 // Serve accepts connections until ctx ends or Close is called, then closes
 // every connection and waits for their goroutines. It returns nil then.
+//
+// An accept error (out of file descriptors, a connection aborted before it
+// was accepted, ...) does not end it: it waits, 5ms doubling up to 1s, and
+// tries again, so the socket serves again once the cause is gone. It
+// returns an error only if the listener was closed other than by Close.
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	shutdown := func(err error) error {
+		cancel()
+		s.Close()
+		s.closeConns()
+		s.wg.Wait()
+		return err
+	}
+	var delay time.Duration // current accept retry delay; 0 while accept works
+	var lastErr string
 	for {
 		c, err := s.ln.AcceptUnix()
 		if err != nil {
 			select {
 			case <-s.closing:
-				cancel()
-				s.closeConns()
-				s.wg.Wait()
-				return nil
+				return shutdown(nil)
 			default:
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return shutdown(fmt.Errorf("query socket accept: %w", err))
 			}
-			s.Close()
-			s.closeConns()
-			s.wg.Wait()
-			return fmt.Errorf("query socket accept: %w", err)
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			if err.Error() != lastErr {
+				s.logf("warn", "query socket %s: accept failed: %v; retrying with back-off up to %v until it works (queries wait meanwhile)", s.cfg.Path, err, maxAcceptDelay)
+				lastErr = err.Error()
+			} else {
+				s.logf("debug", "query socket %s: accept failed again: %v; retrying in %v", s.cfg.Path, err, delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.closing:
+				t.Stop()
+			}
+			continue
+		}
+		if delay != 0 {
+			s.logf("info", "query socket %s: accepting connections again", s.cfg.Path)
+			delay, lastErr = 0, ""
 		}
 		select {
 		case s.sem <- struct{}{}:
@@ -312,12 +359,17 @@ func peerGroups(fd int) []int {
 	return nil
 }
 
+// allowed reports whether p may query at all.
 func (s *Server) allowed(p peer) bool {
-	if p.uid == 0 || p.uid == s.euid {
+	if s.mayChange(p) {
 		return true
 	}
 	return s.gid >= 0 && (p.gid == s.gid || slices.Contains(p.groups, s.gid))
 }
+
+// mayChange reports whether p may change state (ack): root or the
+// daemon's own uid, never the query group alone.
+func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	p, err := peerOf(c)
@@ -333,7 +385,13 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	}
 	r := bufio.NewReaderSize(c, 4096)
 	for {
+		c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		line, err := readLine(r, MaxLine)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.logf("debug", "query connection from pid %d uid %d closed: no complete request within %v", p.pid, p.uid, s.cfg.IdleTimeout)
+			s.write(c, errorResponse("", "no complete request within %v; closing the connection", s.cfg.IdleTimeout))
+			return
+		}
 		if errors.Is(err, errTooLong) {
 			if !s.write(c, errorResponse("", "request longer than %d bytes", MaxLine)) {
 				return
@@ -357,7 +415,15 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 			continue
 		}
 		s.logf("debug", "query %s from pid %d uid %d", req.Op, p.pid, p.uid)
+		if req.Op == OpAck && !s.mayChange(p) {
+			s.logf("warn", "ack of node %d from pid %d uid %d refused: only root or the daemon's uid may acknowledge fencing", req.Node, p.pid, p.uid)
+			if !s.write(c, errorResponse(req.Op, "permission denied: uid %d may query groupd but not ack; only root may acknowledge fencing", p.uid)) {
+				return
+			}
+			continue
+		}
 		if req.Op == OpWatch {
+			c.SetReadDeadline(time.Time{})
 			s.watch(ctx, c, r)
 			return
 		}

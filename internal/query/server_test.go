@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -401,5 +403,193 @@ func TestClientTimeout(t *testing.T) {
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Error("Call ignored its deadline")
+	}
+}
+
+// Clients that connect and then hang, silent or stuck in the middle of a
+// line, are dropped after IdleTimeout, so they cannot hold every slot and
+// lock out fence_tool. A client that keeps asking keeps its connection,
+// and a watch waits for events however long they take.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	h := newFakeHandler()
+	srv := serve(t, Config{MaxConns: 4, IdleTimeout: idle}, h)
+	ctx := ctx5s(t)
+
+	// A watcher and a client that asks often take a slot each and keep it.
+	watcher, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	watched := make(chan Event, 1)
+	go watcher.Watch(context.Background(), func(e Event) error { watched <- e; return nil })
+	for h.watching.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	busy, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	// One that says nothing and one that stops halfway through a request
+	// take the last two slots.
+	var hung []net.Conn
+	for _, partial := range []string{"", `{"v":1,"op":`} {
+		c, err := net.Dial("unix", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(partial))
+		hung = append(hung, c)
+	}
+	_, err = Call(ctx, srv.Addr(), Request{Op: OpStatus})
+	if re := (*RemoteError)(nil); !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
+		t.Fatalf("with every slot taken: %v, want a too-many reply", err)
+	}
+
+	start := time.Now()
+	for time.Since(start) < 3*idle {
+		if _, err := busy.Do(ctx, Request{Op: OpStatus}); err != nil {
+			t.Fatalf("a client asking every %v lost its connection: %v", idle/3, err)
+		}
+		time.Sleep(idle / 3)
+	}
+
+	for i, c := range hung {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("hung client %d: %v, want the server to close within %v", i, err, idle)
+		}
+		if !strings.Contains(string(b), "no complete request within 300ms") {
+			t.Errorf("hung client %d got %q, want a reply saying why it was closed", i, b)
+		}
+	}
+	if _, err := Call(ctx, srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Errorf("a new client after the hung ones timed out: %v", err)
+	}
+
+	e := Event{Kind: "recovery-opened", NodeID: 3, Text: "after a long quiet"}
+	h.src <- e
+	select {
+	case got := <-watched:
+		if got.Text != e.Text {
+			t.Errorf("watched %+v, want %+v", got, e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a watch quiet for %v lost its event", time.Since(start))
+	}
+}
+
+// flakyListener fails Accept with errs, one per call, then accepts from
+// the real listener.
+type flakyListener struct {
+	*net.UnixListener
+	mu    sync.Mutex
+	errs  []error
+	fails int // errors returned so far
+}
+
+func (l *flakyListener) AcceptUnix() (*net.UnixConn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		if len(l.errs) > 1 || err != errForever {
+			l.errs = l.errs[1:]
+		}
+		l.fails++
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	return l.UnixListener.AcceptUnix()
+}
+
+// errForever, last in errs, repeats for good.
+var errForever = errors.New("accept: something odd, for good")
+
+func acceptErr(errno syscall.Errno) error {
+	return &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", errno)}
+}
+
+// serveFlaky runs a server whose listener fails with errs first. done
+// receives what Serve returns.
+func serveFlaky(t *testing.T, errs ...error) (srv *Server, fl *flakyListener, cancel context.CancelFunc, done chan error) {
+	t.Helper()
+	srv, err := Listen(Config{Path: filepath.Join(t.TempDir(), "s.sock"), Log: testLog{t}}, newFakeHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl = &flakyListener{UnixListener: srv.ln.(*net.UnixListener), errs: errs}
+	srv.ln = fl
+	ctx, cancel := context.WithCancel(context.Background())
+	done = make(chan error, 1)
+	finished := make(chan struct{})
+	go func() {
+		done <- srv.Serve(ctx)
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not return after its context ended")
+		}
+	})
+	return srv, fl, cancel, done
+}
+
+// Running out of file descriptors, a connection aborted before accept, or
+// anything else accept may say: Serve waits and tries again, and serves
+// once accept works.
+func TestAcceptErrorsAreRetried(t *testing.T) {
+	srv, fl, _, done := serveFlaky(t,
+		acceptErr(syscall.EMFILE), acceptErr(syscall.EMFILE), acceptErr(syscall.ENFILE),
+		acceptErr(syscall.ECONNABORTED), acceptErr(syscall.ENOBUFS), errors.New("accept: something odd"))
+	start := time.Now()
+	if _, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpStatus}); err != nil {
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned %v after an accept error", err)
+		default:
+		}
+		t.Fatalf("Call: %v", err)
+	}
+	// 5+10+20+40+80+160ms of back-off
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("served after %v: the retries did not back off", d)
+	}
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.fails != 6 {
+		t.Errorf("accept failed %d times, want 6", fl.fails)
+	}
+}
+
+// While accept keeps failing, Serve backs off to at most 1s between tries
+// and still stops at once when its context ends.
+func TestAcceptBackoffStopsWithContext(t *testing.T) {
+	_, fl, cancel, done := serveFlaky(t, errForever)
+	time.Sleep(2500 * time.Millisecond)
+	fl.mu.Lock()
+	fails := fl.fails
+	fl.mu.Unlock()
+	// 5ms doubling to 1s: tries at 0, 5, 15, 35, ... 1275 and 2275ms, 10
+	// in 2.5s; a loop without back-off would make thousands.
+	if fails < 8 || fails > 11 {
+		t.Errorf("%d accept tries in 2.5s, want about 10 (5ms doubling up to 1s)", fails)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v after its context ended, want nil", err)
+		}
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("Serve did not stop during its accept back-off")
 	}
 }
