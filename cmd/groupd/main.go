@@ -163,7 +163,7 @@ func (d *daemon) run(ctx context.Context) int {
 	effects, endEffects := context.WithCancel(context.Background())
 	defer endEffects()
 	hello := &helloSender{h: h, ctx: effects, sent: make(chan struct{})}
-	gd := groupd.NewDaemon(groupd.Config{
+	gd, err := groupd.NewDaemon(groupd.Config{
 		OurNodeID:        d.ourID,
 		OurPID:           d.pid,
 		Start:            d.start,
@@ -174,6 +174,10 @@ func (d *daemon) run(ctx context.Context) int {
 		Names:            names,
 		Log:              log,
 	})
+	if err != nil {
+		log.Errorf("%v; groupd did not start", err)
+		return exitFailed
+	}
 
 	// The socket comes before the residual scan: a groupd already running
 	// here holds dlm/gfs state that would look residual, and must not make

@@ -1,8 +1,10 @@
 package groupd
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBypassTable(t *testing.T) {
@@ -104,5 +106,128 @@ func TestBypassRefusedWhilePendingSet(t *testing.T) {
 	h.sayHello(2, 4242) // a clean start closes the set
 	if ok, why := h.snap().Bypass(2); !ok {
 		t.Errorf("bypass after a clean restart of node 2's groupd refused: %s", why)
+	}
+}
+
+// A node that merges back after a partition (cpg reason nodeup) may hold
+// dlm/gfs state from before it; its hellos, which members re-send on every
+// confchg with joiners, must not vouch for it until it leaves and rejoins.
+func TestMergedBackNodeNotBypassable(t *testing.T) {
+	tests := []struct {
+		name   string
+		script func(h *harness)
+	}{
+		{"its set was already acked", func(h *harness) {
+			h.up([]uint32{1, 2}, 1, 2)
+			h.leave(2, pidOf(2), ReasonNodeDown)
+			h.nodes(1)
+			if _, err := h.m.Ack(2); err != nil {
+				t.Fatal(err)
+			}
+			h.wantSets()
+			h.nodes(1, 2)
+			h.joinWith(2, pidOf(2), ReasonNodeUp)
+			h.sayHello(2, pidOf(2))
+		}},
+		{"we started during the partition", func(h *harness) {
+			h.up([]uint32{1}, 1)
+			h.nodes(1, 2)
+			h.joinWith(2, pidOf(2), ReasonNodeUp)
+			h.sayHello(2, pidOf(2))
+		}},
+		{"a new run started during the partition", func(h *harness) {
+			h.up([]uint32{1, 2}, 1, 2)
+			h.leave(2, pidOf(2), ReasonNodeDown)
+			h.nodes(1)
+			h.nodes(1, 2)
+			h.joinWith(2, 3002, ReasonNodeUp)
+			h.sayHelloStart(2, 3002, t0.Add(time.Minute))
+			h.wantSets("2:waiting-for-fencing")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, true)
+			tt.script(h)
+			d := h.snap().BypassDetail(2)
+			why := "merged back"
+			if d.PendingRecovery {
+				why = "pending recovery set"
+			}
+			if d.Allowed || !d.Known || !d.Merged || d.Hello || !strings.Contains(d.Reason, why) {
+				t.Fatalf("merged-back node 2: %+v, want refused because it merged back", d)
+			}
+			for _, m := range h.snap().Members {
+				if m.NodeID == 2 && (m.JoinReason != ReasonNodeUp || !m.StaleHello) {
+					t.Errorf("member %+v: want join reason nodeup and its hello shown as not counted", m)
+				}
+			}
+			// The hello is sent again on every confchg with joiners.
+			h.join(4, pidOf(4))
+			h.sayHello(2, h.snap().Members[1].PID)
+			if ok, _ := h.snap().Bypass(2); ok {
+				t.Fatal("a repeated hello made the merged-back node bypassable")
+			}
+
+			// Its groupd restarts: it leaves, and joins by cpg_join.
+			old := h.snap().Members[1].PID
+			h.leave(2, old, ReasonLeave)
+			h.join(2, 5002)
+			h.sayHelloStart(2, 5002, t0.Add(time.Hour))
+			if ok, why := h.snap().Bypass(2); !ok {
+				t.Errorf("after a clean restart of node 2's groupd: bypass refused: %s", why)
+			}
+			h.wantSets()
+		})
+	}
+}
+
+// Members that were there before we joined carry no join reason; their
+// hello counts as before.
+func TestMembersBeforeUsAreVouchedByHello(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2)
+	h.join(2, pidOf(2))
+	h.join(us, ourPID) // node 2 is listed, not in Joined
+	for _, m := range h.snap().Members {
+		if m.NodeID == 2 && m.JoinReason != ReasonJoin {
+			t.Errorf("member %+v, want the join reason it joined with", m)
+		}
+	}
+	h.sayHello(2, pidOf(2))
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("bypass refused: %s", why)
+	}
+
+	// As seen by a daemon that joins after node 2: no reason known.
+	h = newHarness(t, true)
+	h.nodes(1, 2)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("member present when we joined: bypass refused: %s", why)
+	}
+}
+
+// The machine closes a set by the same rule the queries use: without its
+// own group view it cannot tell that a node is back with a clean start.
+func TestSetNotClosedWithoutOurGroupView(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1)
+	h.nodes(1, 2)
+	// we drop out of the group in the same confchg that brings node 2 back
+	h.members = []Member{{NodeID: 2, PID: 3002}}
+	h.m.Handle(GroupConfChg{
+		Members: slices.Clone(h.members),
+		Left:    []Member{{NodeID: us, PID: ourPID, Reason: ReasonLeave}},
+		Joined:  []Member{{NodeID: 2, PID: 3002, Reason: ReasonJoin}},
+	})
+	h.sayHelloStart(2, 3002, t0.Add(time.Hour))
+	h.wantSets("2:waiting-for-fencing")
+	if d := h.snap().BypassDetail(2); d.Allowed || d.Known {
+		t.Errorf("bypass while we are not in the group: %+v", d)
 	}
 }

@@ -3,6 +3,7 @@ package groupd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 // SystemClock is the real Clock.
 type SystemClock struct{}
 
+// Now returns the wall clock time (time.Now).
 func (SystemClock) Now() time.Time { return time.Now() }
 
 // Monotonic reads CLOCK_MONOTONIC, the clock the kernel and corosync log
@@ -31,6 +33,10 @@ var ErrInputClosed = errors.New("groupd: event input closed")
 
 // ErrStopped is returned by Ack and Watch once Run has returned.
 var ErrStopped = errors.New("groupd: daemon stopped")
+
+// effectGrace is how long Run, on its way out, waits for a kill or hello
+// already running in corosync before it leaves it to finish on its own.
+var effectGrace = 500 * time.Millisecond
 
 // WatchBuffer is how many notices a watcher may fall behind before it is
 // dropped; a slow client must not hold the state loop.
@@ -72,11 +78,16 @@ type watcher struct {
 	ch  chan Notice
 }
 
-// NewDaemon makes a daemon around a new Machine. cfg.Kill and cfg.Hello
-// are called from a separate goroutine in the order the machine asked, so
-// a corosync call that retries does not hold up events or queries; their
-// errors are logged there. cfg.Notify is taken over for watchers.
-func NewDaemon(cfg Config) *Daemon {
+// NewDaemon makes a daemon around a new Machine; it returns an error when
+// cfg lacks Kill, Hello or Clock. cfg.Kill and cfg.Hello are called from a
+// separate goroutine in the order the machine asked, so a corosync call
+// that retries does not hold up events or queries; their errors are logged
+// there. A call still running when Run returns is left to finish on that
+// goroutine. cfg.Notify is taken over for watchers.
+func NewDaemon(cfg Config) (*Daemon, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	d := &Daemon{
 		log:      cfg.Log,
 		acks:     make(chan ackRequest),
@@ -89,9 +100,13 @@ func NewDaemon(cfg Config) *Daemon {
 	cfg.Kill = asyncKiller{d, kill}
 	cfg.Hello = asyncHello{d, hello}
 	cfg.Notify = d.fanOut
-	d.m = NewMachine(cfg)
+	m, err := NewMachine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.m = m
 	d.snap.Store(d.m.Snapshot())
-	return d
+	return d, nil
 }
 
 // Snapshot returns the latest published state. Safe from any goroutine; it
@@ -99,8 +114,12 @@ func NewDaemon(cfg Config) *Daemon {
 func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
 
 // Run owns the state until ctx ends (returns nil) or events is closed
-// (returns ErrInputClosed). Side effects still queued when it returns are
-// dropped: the daemon is going away and its node will be handled by others.
+// (returns ErrInputClosed). Before it returns it publishes a last snapshot
+// in PhaseStopped that claims no cluster or group view, so no query is
+// answered from state that is no longer kept up to date. Side effects
+// still queued are dropped: the daemon is going away and its node will be
+// handled by others. One already running in corosync gets effectGrace to
+// finish; Run does not wait longer for it.
 func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 	defer close(d.done)
 	effectsDone := make(chan struct{})
@@ -109,8 +128,18 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 		d.effects.run(ctx)
 	}()
 	defer func() {
+		d.m.stop()
+		d.snap.Store(d.m.Snapshot())
 		d.effects.stop()
-		<-effectsDone
+		t := time.NewTimer(effectGrace)
+		defer t.Stop()
+		select {
+		case <-effectsDone:
+		case <-t.C:
+			if d.log != nil {
+				d.log.Warnf("the daemon stops without waiting for %s, which is still running in corosync after %s", d.effects.current(), effectGrace)
+			}
+		}
 		for w := range d.watchers {
 			close(w.ch)
 		}
@@ -201,7 +230,7 @@ type asyncKiller struct {
 }
 
 func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
-	a.d.effects.push(func() {
+	a.d.effects.push(fmt.Sprintf("the kill of node %d from the cluster", nodeID), func() {
 		if err := a.k.KillNode(nodeID, reason); err != nil && a.d.log != nil {
 			a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
 		}
@@ -215,7 +244,7 @@ type asyncHello struct {
 }
 
 func (a asyncHello) SendHello(data []byte) error {
-	a.d.effects.push(func() {
+	a.d.effects.push("our hello to the groupd group", func() {
 		if err := a.h.SendHello(data); err != nil && a.d.log != nil {
 			a.d.log.Warnf("could not send our hello to the groupd group: %v; other nodes will not bypass fencing us until we do", err)
 		}
@@ -227,19 +256,25 @@ func (a asyncHello) SendHello(data []byte) error {
 // guards only the queue, never daemon state; pushing never blocks the loop.
 type effectQueue struct {
 	mu      sync.Mutex
-	q       []func()
+	q       []effect
+	running string // what is running now, for the log; "" if nothing
 	stopped bool
 	wake    chan struct{}
+}
+
+type effect struct {
+	what string
+	f    func()
 }
 
 func newEffectQueue() *effectQueue {
 	return &effectQueue{wake: make(chan struct{}, 1)}
 }
 
-func (e *effectQueue) push(f func()) {
+func (e *effectQueue) push(what string, f func()) {
 	e.mu.Lock()
 	if !e.stopped {
-		e.q = append(e.q, f)
+		e.q = append(e.q, effect{what, f})
 	}
 	e.mu.Unlock()
 	select {
@@ -259,6 +294,16 @@ func (e *effectQueue) stop() {
 	}
 }
 
+// current says what is running now.
+func (e *effectQueue) current() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running == "" {
+		return "a side effect"
+	}
+	return e.running
+}
+
 func (e *effectQueue) run(ctx context.Context) {
 	for {
 		e.mu.Lock()
@@ -266,14 +311,15 @@ func (e *effectQueue) run(ctx context.Context) {
 			e.mu.Unlock()
 			return
 		}
-		var f func()
+		var next effect
 		if len(e.q) > 0 {
-			f = e.q[0]
+			next = e.q[0]
 			e.q = e.q[1:]
 		}
+		e.running = next.what
 		e.mu.Unlock()
-		if f != nil {
-			f()
+		if next.f != nil {
+			next.f()
 			continue
 		}
 		select {

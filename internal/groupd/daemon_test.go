@@ -3,16 +3,20 @@ package groupd
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
 
 func newTestDaemon(t *testing.T, k *fakeKiller, hs *fakeHello) (*Daemon, chan Event, context.CancelFunc, chan error) {
 	t.Helper()
-	d := NewDaemon(Config{
+	d, err := NewDaemon(Config{
 		OurNodeID: us, OurPID: ourPID, Start: t0,
 		Kill: k, Hello: hs, Clock: &fakeClock{now: t0}, Log: testLog{t},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	events := make(chan Event)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -135,5 +139,113 @@ func TestSystemClockMonotonic(t *testing.T) {
 	time.Sleep(2 * time.Millisecond)
 	if b := c.Monotonic(); a <= 0 || b <= a {
 		t.Errorf("monotonic clock %v then %v", a, b)
+	}
+}
+
+// Once Run has returned nothing keeps the state current, so the last
+// snapshot must not vouch for anyone.
+func TestDaemonStoppedVouchesForNobody(t *testing.T) {
+	for _, how := range []string{"input closed", "context done"} {
+		t.Run(how, func(t *testing.T) {
+			d, events, cancel, done := newTestDaemon(t, &fakeKiller{}, &fakeHello{})
+			events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+			events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
+			events <- GroupMessage{NodeID: 2, PID: 2000, Data: Hello{Version: 1, NodeID: 2, Start: t0}.Marshal()}
+			q := d.QueryHandler(nil)
+			waitFor(t, "node 2 bypassable", func() bool { return q.Bypass(2).Allowed })
+
+			if how == "input closed" {
+				close(events)
+			} else {
+				cancel()
+			}
+			err := <-done
+			done <- err // for the cleanup
+			s := d.Snapshot()
+			if s.Phase != PhaseStopped || s.ClusterKnown || s.Joined {
+				t.Errorf("after Run returned: phase %s, cluster known %v, joined %v; want stopped, false, false", s.Phase, s.ClusterKnown, s.Joined)
+			}
+			b := q.Bypass(2)
+			if b.Allowed || b.Known || !strings.Contains(b.Reason, "stopped") {
+				t.Errorf("bypass after Run returned: %+v; want not allowed, could not tell", b)
+			}
+			if st := StatusOf(s); st.Phase != "stopped" || st.ClusterKnown || st.Joined {
+				t.Errorf("status after Run returned: %+v", st)
+			}
+		})
+	}
+}
+
+// A kill stuck in corosync must not keep Run from returning.
+func TestDaemonStopsWhileKillBlocked(t *testing.T) {
+	k := &fakeKiller{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+	d, events, _, done := newTestDaemon(t, k, &fakeHello{})
+	t.Cleanup(func() { close(k.block) }) // runs after the daemon's cleanup
+	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+	select {
+	case <-k.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kill was never called")
+	}
+	close(events)
+	start := time.Now()
+	select {
+	case err := <-done:
+		done <- err
+		if !errors.Is(err, ErrInputClosed) {
+			t.Errorf("Run = %v, want ErrInputClosed", err)
+		}
+		if took := time.Since(start); took > effectGrace+time.Second {
+			t.Errorf("Run took %s to return", took)
+		}
+	case <-time.After(effectGrace + 5*time.Second):
+		t.Fatal("Run did not return while a kill was stuck in corosync")
+	}
+	if d.Snapshot().Phase != PhaseStopped {
+		t.Errorf("phase %s after Run returned", d.Snapshot().Phase)
+	}
+}
+
+func TestNewRequiresEffectsAndClock(t *testing.T) {
+	full := Config{Kill: &fakeKiller{}, Hello: &fakeHello{}, Clock: &fakeClock{now: t0}}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no kill", func(c *Config) { c.Kill = nil }, "Kill"},
+		{"no hello", func(c *Config) { c.Hello = nil }, "Hello"},
+		{"no clock", func(c *Config) { c.Clock = nil }, "Clock"},
+		{"none", func(c *Config) { *c = Config{} }, "Kill, Hello, Clock"},
+	}
+	for _, tt := range tests {
+		cfg := full
+		tt.edit(&cfg)
+		if m, err := NewMachine(cfg); m != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: NewMachine = %v, %v; want an error naming %s", tt.name, m, err, tt.want)
+		}
+		if d, err := NewDaemon(cfg); d != nil || err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: NewDaemon = %v, %v; want an error naming %s", tt.name, d, err, tt.want)
+		}
+	}
+	if _, err := NewDaemon(full); err != nil {
+		t.Errorf("NewDaemon with a full config: %v", err)
+	}
+}
+
+func TestRingIDStringIsHex(t *testing.T) {
+	for _, tt := range []struct {
+		r    RingID
+		want string
+	}{
+		{RingID{1, 8}, "1.8"},
+		{RingID{1, 0x2c}, "1.2c"},
+		{RingID{0x1f, 0x10000000a}, "1f.10000000a"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("RingID{%d, %d} = %q, want %q as corosync prints it", tt.r.NodeID, tt.r.Seq, got, tt.want)
+		}
 	}
 }

@@ -77,7 +77,9 @@ type RingID struct {
 	Seq    uint64
 }
 
-func (r RingID) String() string { return fmt.Sprintf("%d.%d", r.NodeID, r.Seq) }
+// String formats the ring as corosync's tools and cman do: hex node id and
+// sequence, "1.2c".
+func (r RingID) String() string { return fmt.Sprintf("%x.%x", r.NodeID, r.Seq) }
 
 // NodeChange is a cluster (cman) membership change: the full member list of
 // the new ring and whether it is quorate. Joined and Left may be given by
@@ -99,6 +101,9 @@ const (
 	PhaseJoined     Phase = "joined"      // we are in the group's membership
 	PhaseStayingOut Phase = "staying-out" // residual state found, policy stay: never joins
 	PhaseLeaving    Phase = "leaving"     // shutting down, leaving the group
+	// PhaseStopped: Daemon.Run has returned. The last snapshot says so and
+	// claims no cluster or group view, so nothing stale is vouched for.
+	PhaseStopped Phase = "stopped"
 )
 
 // SetPhase tells the machine the daemon moved to another phase. PhaseJoined
@@ -113,7 +118,7 @@ func (SetPhase) event()     {}
 // Killer removes a node from the cluster (cman kill), so that fencing
 // treats it as failed. reason is a sentence for the log of the killed node.
 type Killer interface {
-	KillNode(nodeid uint32, reason string) error
+	KillNode(nodeID uint32, reason string) error
 }
 
 // HelloSender multicasts data to the groupd group.
@@ -133,7 +138,7 @@ type Clock interface {
 // answer from memory (a cache of the cman node list), never by asking
 // corosync. An unknown node gives "".
 type Namer interface {
-	NodeName(nodeid uint32) string
+	NodeName(nodeID uint32) string
 }
 
 // Logger is the logging the machine does. logrus's *Logger and *Entry

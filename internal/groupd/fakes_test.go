@@ -35,13 +35,17 @@ type kill struct {
 }
 
 type fakeKiller struct {
-	mu    sync.Mutex
-	kills []kill
-	err   error
-	block chan struct{} // if set, KillNode waits on it
+	mu      sync.Mutex
+	kills   []kill
+	err     error
+	block   chan struct{} // if set, KillNode waits on it
+	entered chan struct{} // if set, KillNode sends on it when called
 }
 
 func (k *fakeKiller) KillNode(node uint32, reason string) error {
+	if k.entered != nil {
+		k.entered <- struct{}{}
+	}
 	if k.block != nil {
 		<-k.block
 	}
@@ -107,7 +111,7 @@ type harness struct {
 
 func newHarness(t *testing.T, killOnProcDown bool) *harness {
 	h := &harness{t: t, clock: &fakeClock{now: t0}, killer: &fakeKiller{}, hello: &fakeHello{}}
-	h.m = NewMachine(Config{
+	m, err := NewMachine(Config{
 		OurNodeID:        us,
 		OurPID:           ourPID,
 		Start:            t0.Add(-time.Minute),
@@ -119,6 +123,10 @@ func newHarness(t *testing.T, killOnProcDown bool) *harness {
 		Log:              testLog{t},
 		Notify:           func(n Notice) { h.notices = append(h.notices, n) },
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m = m
 	return h
 }
 

@@ -14,11 +14,14 @@ import (
 // The daemon behind a real query socket, as the query tool sees it.
 func TestQueryOverSocket(t *testing.T) {
 	k, hs := &fakeKiller{}, &fakeHello{}
-	d := NewDaemon(Config{
+	d, err := NewDaemon(Config{
 		OurNodeID: us, OurPID: ourPID, Start: t0,
 		Kill: k, Hello: hs, Clock: &fakeClock{now: t0},
 		Names: names{1: "alpha", 2: "bravo", 3: "charlie"}, Log: testLog{t},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	events := make(chan Event)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,9 @@ const (
 	StateWaitFencing SetState = "waiting-for-fencing"
 	// StateAcked: fencing was acknowledged. A set acked before its groupd
 	// confchg arrived stays in this state until it does, so that the late
-	// confchg does not open a new set; otherwise it is closed at once.
+	// confchg does not open a new set; otherwise it is closed at once. A
+	// failure that is not that confchg (another groupd run of the node, or
+	// the node leaving the cluster again) closes it and opens a new set.
 	StateAcked SetState = "acked"
 	// StateRejoined: closed because the node came back as a cluster member
 	// and groupd member and announced a new daemon run (a clean start,
@@ -71,7 +74,8 @@ type RecoverySet struct {
 // ErrNoRecoverySet is returned by Ack for a node without a pending set.
 var ErrNoRecoverySet = errors.New("no recovery set for that node")
 
-// Config sets up a Machine. Kill, Hello and Clock are required.
+// Config sets up a Machine. Kill, Hello and Clock are required; NewMachine
+// and NewDaemon return an error without them.
 type Config struct {
 	OurNodeID uint32
 	OurPID    uint32
@@ -109,9 +113,14 @@ type memberKey struct{ nodeID, pid uint32 }
 type member struct {
 	memberKey
 	since time.Time
-	hello *Hello // a hello from this run since it joined; nil if none
-	// stale: it said hello, but it is the run that failed earlier and
-	// merged back, so the hello does not count.
+	// reason is how it joined the group as we saw it: ReasonJoin (a
+	// cpg_join), ReasonNodeUp (its node merged into our membership), or 0
+	// when it was already a member when we joined.
+	reason Reason
+	hello  *Hello // a counted hello from this run since it joined; nil if none
+	// stale: no hello from it counts until it leaves the group and joins
+	// again: it merged back (reason nodeup), it is the run that failed
+	// earlier, or its node left the cluster while it was listed.
 	stale bool
 }
 
@@ -132,8 +141,12 @@ type Machine struct {
 	closed  []RecoverySet
 }
 
-// NewMachine returns a machine in PhaseStarting.
-func NewMachine(cfg Config) *Machine {
+// NewMachine returns a machine in PhaseStarting, or an error when cfg lacks
+// Kill, Hello or Clock.
+func NewMachine(cfg Config) (*Machine, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if cfg.History <= 0 {
 		cfg.History = 32
 	}
@@ -142,7 +155,24 @@ func NewMachine(cfg Config) *Machine {
 		phase:   PhaseStarting,
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
+	}, nil
+}
+
+func (cfg *Config) check() error {
+	var missing []string
+	if cfg.Kill == nil {
+		missing = append(missing, "Kill")
 	}
+	if cfg.Hello == nil {
+		missing = append(missing, "Hello")
+	}
+	if cfg.Clock == nil {
+		missing = append(missing, "Clock")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("groupd: config lacks %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 func (m *Machine) name(id uint32) string {
@@ -228,9 +258,9 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, mb := range m.members {
 		old[mb.memberKey] = mb
 	}
-	fresh := map[memberKey]bool{}
+	fresh := map[memberKey]Reason{}
 	for _, j := range ev.Joined {
-		fresh[memberKey{j.NodeID, j.PID}] = true
+		fresh[memberKey{j.NodeID, j.PID}] = j.Reason
 	}
 
 	// Failures are recorded before the member list changes, so the set can
@@ -251,10 +281,13 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, e := range ev.Members {
 		k := memberKey{e.NodeID, e.PID}
 		mb := old[k]
-		if mb == nil || fresh[k] {
+		if r, joined := fresh[k]; mb == nil || joined {
 			// A (re)joined member has announced nothing yet in this run of
-			// its membership.
-			mb = &member{memberKey: k, since: now}
+			// its membership. One that came in with a partition healing,
+			// not by a cpg_join, may be a run that kept dlm/gfs state
+			// through the partition, whatever we saw of it before (we may
+			// have started since, or acked its set): no hello counts.
+			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp}
 		}
 		members = append(members, mb)
 		if m.isUs(k) {
@@ -264,6 +297,10 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	m.members = members
 
 	for _, j := range ev.Joined {
+		if j.Reason == ReasonNodeUp {
+			m.notice("warn", "member-merged", j.NodeID, "%s pid %d merged back into the groupd group after a partition (nodeup); it may hold dlm/gfs state from before, so it must be fenced unless its groupd leaves and rejoins the group", m.node(j.NodeID), j.PID)
+			continue
+		}
 		m.notice("info", "member-joined", j.NodeID, "%s pid %d joined the groupd group (%s)", m.node(j.NodeID), j.PID, j.Reason)
 	}
 	switch {
@@ -317,6 +354,12 @@ func (m *Machine) otherRuns(nodeID uint32) bool {
 func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 	id := l.NodeID
 	s := m.sets[id]
+	if s != nil && s.State == StateAcked && s.PID != 0 && s.PID != l.PID {
+		// The acked set waits for the confchg of run s.PID; this is another
+		// run failing, so a new failure that needs its own fencing.
+		m.closeSet(s, StateAcked, now, "%s pid %d failed (%s) while the acknowledged recovery set of its earlier groupd run (pid %d) still waited for that run's confchg; that set is closed and a new one opened", m.node(id), l.PID, l.Reason, s.PID)
+		s = nil
+	}
 	if s != nil {
 		switch s.State {
 		case StateWaitCPG:
@@ -410,13 +453,14 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	if !m.clusterKnown || ev.Quorate != m.quorate {
 		m.notice("info", "quorum", 0, "cluster is %s (ring %s, %d members)", quorateWord(ev.Quorate), ev.Ring, len(ev.Members))
 	}
+	prev := m.cluster
 	m.clusterKnown = true
 	m.quorate = ev.Quorate
 	m.ring = ev.Ring
 	m.cluster = newSet
 
 	for _, id := range left {
-		m.clusterLeft(id, ev.Ring, now)
+		m.clusterLeft(id, prev[id], ev.Ring, now)
 	}
 	for _, id := range joined {
 		m.notice("info", "node-joined", id, "%s joined the cluster (ring %s)", m.node(id), ev.Ring)
@@ -430,8 +474,28 @@ func quorateWord(q bool) string {
 	return "not quorate"
 }
 
-func (m *Machine) clusterLeft(id uint32, ring RingID, now time.Time) {
+// clusterLeft handles cman reporting node id gone; wasMember says it was in
+// the previous cman membership (an adapter's Left list may repeat a node).
+func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.Time) {
+	m.recordClusterLeft(id, wasMember, ring, now)
+	// A run still listed after its node left the cluster (its confchg is on
+	// its way) announced itself before the failure; that no longer counts.
+	for _, mb := range m.members {
+		if mb.nodeID == id {
+			mb.stale = true
+			mb.hello = nil
+		}
+	}
+}
+
+func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now time.Time) {
 	s := m.sets[id]
+	if s != nil && s.State == StateAcked && wasMember {
+		// Acked while waiting for its confchg, then back in the cluster and
+		// gone again: a new failure, not the one that was fenced.
+		m.closeSet(s, StateAcked, now, "%s left the cluster again (ring %s) while its acknowledged recovery set still waited for the groupd confchg; that set is closed and a new one opened", m.node(id), ring)
+		s = nil
+	}
 	if s != nil {
 		switch s.State {
 		case StateWaitCman:
@@ -504,8 +568,9 @@ func (m *Machine) message(ev GroupMessage) {
 		return
 	}
 	if mb.stale {
-		// Once recognised as the run that failed, it stays unvouched for
-		// as long as it is a member, even after its set is acked.
+		// It stays unvouched for as long as it is a member, even after its
+		// set is acked.
+		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
@@ -535,32 +600,36 @@ func (m *Machine) closeRejoined() {
 		if s.State != StateWaitCman && s.State != StateWaitFencing {
 			continue
 		}
-		if ok, _ := m.meetsBypass(id); ok {
+		// The set itself is what is being decided, so it does not count.
+		if m.bypass(id, false).Allowed {
 			m.closeSet(s, StateRejoined, now, "%s rejoined with a clean start; its recovery set is closed", m.node(id))
 		}
 	}
 }
 
-// meetsBypass checks the three conditions of the bypass rule, ignoring
-// recovery sets.
-func (m *Machine) meetsBypass(id uint32) (bool, string) {
-	if !m.cluster[id] {
-		return false, "not a cluster member"
-	}
-	found := false
+// bypass applies the bypass rule to the machine's current state, taking
+// pending as whether the node has a pending recovery set.
+func (m *Machine) bypass(id uint32, pending bool) BypassCheck {
+	var ms []GroupMember
 	for _, mb := range m.members {
-		if mb.nodeID != id {
-			continue
-		}
-		found = true
-		if mb.hello == nil {
-			return false, "has not announced itself since it joined the groupd group"
+		if mb.nodeID == id {
+			ms = append(ms, m.groupMemberOf(mb))
 		}
 	}
-	if !found {
-		return false, "not in the groupd group"
+	return bypassRule(id, bypassView{
+		phase: m.phase, clusterKnown: m.clusterKnown, joined: m.joined,
+		clusterMember: m.cluster[id], members: ms, pending: pending,
+	})
+}
+
+func (m *Machine) groupMemberOf(mb *member) GroupMember {
+	gm := GroupMember{NodeID: mb.nodeID, PID: mb.pid, Name: m.name(mb.nodeID), Since: mb.since, JoinReason: mb.reason, StaleHello: mb.stale}
+	if mb.hello != nil {
+		gm.Hello = true
+		gm.HelloVersion = mb.hello.Version
+		gm.HelloStart = mb.hello.Start
 	}
-	return true, ""
+	return gm
 }
 
 func (m *Machine) setIDs() []uint32 {
@@ -581,6 +650,15 @@ func (m *Machine) closeSet(s *RecoverySet, state SetState, now time.Time, format
 		m.closed = slices.Delete(m.closed, 0, over)
 	}
 	m.notice("info", "recovery-closed", s.NodeID, format, args...)
+}
+
+// stop is called when Daemon.Run returns: nothing the machine holds is
+// current any more, so its snapshot must not vouch for anyone.
+func (m *Machine) stop() {
+	m.notice("info", "phase", 0, "daemon phase %s -> %s; no longer answering for any node's membership", m.phase, PhaseStopped)
+	m.phase = PhaseStopped
+	m.clusterKnown = false
+	m.joined = false
 }
 
 // Ack records that the fencing of nodeID was done, closing its recovery
@@ -629,13 +707,7 @@ func (m *Machine) Snapshot() *Snapshot {
 	}
 	slices.Sort(s.ClusterMembers)
 	for _, mb := range m.members {
-		gm := GroupMember{NodeID: mb.nodeID, PID: mb.pid, Name: m.name(mb.nodeID), Since: mb.since, StaleHello: mb.stale}
-		if mb.hello != nil {
-			gm.Hello = true
-			gm.HelloVersion = mb.hello.Version
-			gm.HelloStart = mb.hello.Start
-		}
-		s.Members = append(s.Members, gm)
+		s.Members = append(s.Members, m.groupMemberOf(mb))
 	}
 	slices.SortFunc(s.Members, func(a, b GroupMember) int {
 		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.PID, b.PID))

@@ -422,3 +422,54 @@ func TestKillFailureKeepsSetPending(t *testing.T) {
 		t.Error("bypass allowed after a failed kill")
 	}
 }
+
+// An ack that beat the confchg leaves the set acked, waiting for the old
+// run's confchg. Should that never come, a later failure of the node is a
+// new failure: it gets a new set (and a kill), not folded into the ack.
+func TestAckedSetDoesNotSwallowANewFailure(t *testing.T) {
+	t.Run("another run fails", func(t *testing.T) {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2}, 1, 2)
+		h.nodes(1)
+		if _, err := h.m.Ack(2); err != nil {
+			t.Fatal(err)
+		}
+		h.wantSets("2:acked")
+		h.nodes(1, 2)
+		// the old run is still listed, with its hello from before it failed
+		if ok, _ := h.snap().Bypass(2); ok {
+			t.Error("the run whose node left the cluster may bypass on its old hello")
+		}
+		h.join(2, 3002)
+		h.sayHelloStart(2, 3002, t0.Add(time.Hour))
+		h.leave(2, 3002, ReasonProcDown)
+		h.wantSets("2:waiting-for-cman")
+		if s := h.set(2); s.PID != 3002 || s.Failures != 1 || !s.KillRequested {
+			t.Errorf("set %+v, want a new set for pid 3002 with a kill", s)
+		}
+		if k := h.killer.got(); len(k) != 1 || k[0].node != 2 {
+			t.Errorf("kills %v, want node 2 killed", k)
+		}
+		if c := h.snap().Closed; len(c) != 1 || c[0].State != StateAcked || c[0].PID != pidOf(2) {
+			t.Errorf("closed %+v, want the acked set of pid %d", c, pidOf(2))
+		}
+	})
+	t.Run("the node leaves the cluster again", func(t *testing.T) {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2}, 1, 2)
+		h.nodes(1)
+		if _, err := h.m.Ack(2); err != nil {
+			t.Fatal(err)
+		}
+		h.nodes(1) // the same membership again is not a new failure
+		h.wantSets("2:acked")
+		h.nodes(1, 2)
+		h.nodes(1)
+		h.wantSets("2:waiting-for-cpg")
+		h.leave(2, pidOf(2), ReasonNodeDown) // the late confchg
+		h.wantSets("2:waiting-for-fencing")
+		if ok, _ := h.snap().Bypass(2); ok {
+			t.Error("a node that failed again after its ack may bypass")
+		}
+	})
+}

@@ -36,12 +36,18 @@ type GroupMember struct {
 	PID    uint32
 	Name   string
 	Since  time.Time // when we saw it join (or saw it first)
-	// Hello: it announced itself since it joined; the version and start
-	// time are from that hello.
+	// JoinReason is how we saw it join: ReasonJoin, ReasonNodeUp (it
+	// merged back with its node after a partition), or 0 if it was already
+	// a member when we joined.
+	JoinReason Reason
+	// Hello: it announced itself since it joined, and that counts; the
+	// version and start time are from that hello.
 	Hello        bool
 	HelloVersion uint16
 	HelloStart   time.Time
-	// StaleHello: it announced itself as the run that failed earlier.
+	// StaleHello: no hello from it counts until it leaves the group and
+	// joins again: it merged back after a partition, it is the run that
+	// failed earlier, or its node left the cluster while it was listed.
 	StaleHello bool
 }
 
@@ -55,8 +61,11 @@ type BypassCheck struct {
 	// the node must be fenced, and a tool can report "could not tell".
 	Known                             bool
 	ClusterMember, GroupMember, Hello bool
-	PendingRecovery                   bool
-	Reason                            string
+	// Merged: a process of the node came into the group with a partition
+	// healing (reason nodeup), not by joining; it may hold old state.
+	Merged          bool
+	PendingRecovery bool
+	Reason          string
 }
 
 // Bypass says whether nodeID may skip fencing, and why. Anything unknown
@@ -68,33 +77,58 @@ func (s *Snapshot) Bypass(nodeID uint32) (allowed bool, reason string) {
 
 // BypassDetail is Bypass with each condition spelled out. A node may skip
 // fencing only if it is a cluster (cman) member, a groupd group member,
-// has announced itself since it last joined the group, and has no pending
-// recovery set.
+// has announced itself since it last joined the group by a cpg join (not
+// by merging back after a partition), and has no pending recovery set.
 func (s *Snapshot) BypassDetail(nodeID uint32) BypassCheck {
-	c := BypassCheck{NodeID: nodeID}
-	c.ClusterMember = slices.Contains(s.ClusterMembers, nodeID)
-	c.Hello = true
+	v := bypassView{
+		phase: s.Phase, clusterKnown: s.ClusterKnown, joined: s.Joined,
+		clusterMember: slices.Contains(s.ClusterMembers, nodeID),
+	}
 	for _, m := range s.Members {
 		if m.NodeID == nodeID {
-			c.GroupMember = true
-			c.Hello = c.Hello && m.Hello
+			v.members = append(v.members, m)
 		}
 	}
-	c.Hello = c.Hello && c.GroupMember
 	for _, r := range s.Recovery {
 		if r.NodeID == nodeID && r.State.Pending() {
-			c.PendingRecovery = true
+			v.pending = true
 		}
 	}
-	c.Known = s.ClusterKnown && s.Joined
+	return bypassRule(nodeID, v)
+}
+
+// bypassView is what the bypass rule looks at, from a Snapshot or from the
+// Machine itself.
+type bypassView struct {
+	phase                               Phase
+	clusterKnown, joined, clusterMember bool
+	members                             []GroupMember // the node's processes in the group
+	pending                             bool          // it has a pending recovery set
+}
+
+// bypassRule is the bypass rule: the one place it is written down, used
+// for queries and for closing the set of a node that is back.
+func bypassRule(nodeID uint32, v bypassView) BypassCheck {
+	c := BypassCheck{NodeID: nodeID, ClusterMember: v.clusterMember, PendingRecovery: v.pending}
+	c.GroupMember = len(v.members) > 0
+	c.Hello = c.GroupMember
+	stale := false
+	for _, m := range v.members {
+		c.Hello = c.Hello && m.Hello
+		c.Merged = c.Merged || m.JoinReason == ReasonNodeUp
+		stale = stale || m.StaleHello
+	}
+	c.Known = v.phase != PhaseStopped && v.clusterKnown && v.joined
 	who := fmt.Sprintf("node %d", nodeID)
 	switch {
 	case nodeID == 0:
 		c.Known = false
 		c.Reason = "node id 0 is not a node; fence"
-	case !s.ClusterKnown:
+	case v.phase == PhaseStopped:
+		c.Reason = who + " must be fenced: this daemon has stopped, so it cannot tell"
+	case !v.clusterKnown:
 		c.Reason = who + " must be fenced: this daemon has no cluster membership yet, so it cannot tell"
-	case !s.Joined:
+	case !v.joined:
 		c.Reason = who + " must be fenced: this daemon is not in the groupd group, so it cannot tell"
 	case !c.ClusterMember:
 		c.Reason = who + " must be fenced: it is not a cluster member"
@@ -102,6 +136,10 @@ func (s *Snapshot) BypassDetail(nodeID uint32) BypassCheck {
 		c.Reason = who + " must be fenced: it is not in the groupd group"
 	case c.PendingRecovery:
 		c.Reason = who + " must be fenced: it has a pending recovery set"
+	case c.Merged:
+		c.Reason = who + " must be fenced: it merged back into the groupd group after a partition (nodeup) and may hold state from before; it has not left and rejoined since"
+	case stale:
+		c.Reason = who + " must be fenced: its groupd run was seen failing and has not left and rejoined the group since"
 	case !c.Hello:
 		c.Reason = who + " must be fenced: it has not announced itself since it joined the groupd group"
 	default:
