@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRingKeepsNewestInOrder(t *testing.T) {
@@ -61,6 +62,8 @@ func TestRingBoundsLongLines(t *testing.T) {
 	}
 }
 
+// Lines stay whole under concurrent writers: every stored line is one
+// that was written, and each writer's lines keep their order.
 func TestRingConcurrentWriters(t *testing.T) {
 	r := New(100)
 	var wg sync.WaitGroup
@@ -68,14 +71,71 @@ func TestRingConcurrentWriters(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 500; i++ {
-				fmt.Fprintf(r, "g%d line %d\n", g, i)
+			for i := 0; i < 500; i += 2 {
+				// two lines of different lengths per write
+				fmt.Fprintf(r, "g%d line %d %s\ng%d line %d %s\n", g, i, pad(g, i), g, i+1, pad(g, i+1))
 				r.Lines()
 			}
 		}()
 	}
 	wg.Wait()
-	if n := len(r.Lines()); n != 100 {
-		t.Errorf("%d lines after 2000 writes into a ring of 100", n)
+	lines := r.Lines()
+	if len(lines) != 100 {
+		t.Errorf("%d lines after 2000 writes into a ring of 100", len(lines))
+	}
+	last := map[int]int{}
+	for _, l := range lines {
+		var g, i int
+		var p string
+		if n, err := fmt.Sscanf(l, "g%d line %d %s", &g, &i, &p); n != 3 || err != nil || p != pad(g, i) || l != fmt.Sprintf("g%d line %d %s", g, i, p) {
+			t.Fatalf("stored line %q is not one that was written", l)
+		}
+		if prev, ok := last[g]; ok && i <= prev {
+			t.Errorf("writer %d: line %d stored after line %d", g, i, prev)
+		}
+		last[g] = i
+	}
+}
+
+// pad makes lines of different lengths whose content can be checked.
+func pad(g, i int) string { return strings.Repeat(string(rune('a'+g)), 1+(i*7)%50) }
+
+// The rest of an over-long line is dropped up to its newline, whether it
+// comes in one write or many; the next line is stored as written.
+func TestRingDropsRestOfLongLine(t *testing.T) {
+	long := strings.Repeat("b", 3*maxLine)
+	want := []string{strings.Repeat("b", maxLine) + "...", "next line"}
+	for name, writes := range map[string][]string{
+		"one write":        {long + "\nnext line\n"},
+		"line, then more":  {long + "\n", "next line\n"},
+		"in pieces":        {long[:100], long[100 : maxLine+1], long[maxLine+1 : 2*maxLine], long[2*maxLine:], "tail of the long line\nnext ", "line\n"},
+		"newline far away": {long, long, long, "\nnext line\n"},
+	} {
+		r := New(10)
+		for _, w := range writes {
+			r.Write([]byte(w))
+		}
+		if got := r.Lines(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: stored %d lines %.60q, want %.60q", name, len(got), got, want)
+		}
+	}
+}
+
+// A cut never splits a multi-byte rune, wherever the rune falls.
+func TestRingCutsOnRuneBoundary(t *testing.T) {
+	for _, c := range []string{"é", "€", "😀"} {
+		for off := 0; off < len(c); off++ {
+			prefix := strings.Repeat("a", maxLine-off)
+			line := prefix + strings.Repeat(c, 3)
+			r := New(4)
+			r.Add(line)
+			r.Write([]byte(line + "\n"))
+			for _, got := range r.Lines() {
+				body, marked := strings.CutSuffix(got, "...")
+				if !marked || !utf8.ValidString(got) || !strings.HasPrefix(line, body) || len(body) > maxLine || len(body) < maxLine-3 {
+					t.Errorf("%q at offset %d: stored %d bytes ending %q", c, off, len(got), got[max(0, len(got)-8):])
+				}
+			}
+		}
 	}
 }
