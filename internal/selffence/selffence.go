@@ -38,13 +38,18 @@ type Template struct {
 	args []string
 }
 
-var placeholder = regexp.MustCompile(`\{[a-z]+\}`)
+// placeholder matches a word in braces, which is what a placeholder looks
+// like whatever its spelling: {name}, {Name}, {node_id}, {node-name}. A
+// leading $ makes it a shell variable (${HOME}), left alone; braces around
+// anything that is not one word ({}, {a,b}, { print }) are not placeholders.
+var placeholder = regexp.MustCompile(`(\$?)\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
 
 // ParseTemplate splits s into arguments. Single quotes keep everything
 // literal; double quotes and backslashes work as in a shell, without
 // expansions. Placeholders are {name} (our node name) and {nodeid}; any
-// other lowercase {word} is rejected, so a typo is caught at startup rather
-// than when fencing is needed.
+// other {word} ({Name}, {NodeId}, {node_id}) is rejected, so a typo is
+// caught at startup rather than left in the command when fencing is
+// needed.
 func ParseTemplate(s string) (Template, error) {
 	args, err := split(s)
 	if err != nil {
@@ -54,13 +59,29 @@ func ParseTemplate(s string) (Template, error) {
 		return Template{}, fmt.Errorf("self-fence command is empty")
 	}
 	for _, a := range args {
-		for _, p := range placeholder.FindAllString(a, -1) {
-			if p != "{name}" && p != "{nodeid}" {
-				return Template{}, fmt.Errorf("self-fence command %q: unknown placeholder %s (want {name} or {nodeid})", s, p)
+		for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
+			if err := checkPlaceholder(m[1] == "$", m[2]); err != nil {
+				return Template{}, fmt.Errorf("self-fence command %q: %w", s, err)
 			}
 		}
 	}
 	return Template{raw: s, args: args}, nil
+}
+
+// checkPlaceholder accepts {name} and {nodeid} and a shell's ${word}.
+func checkPlaceholder(shellVar bool, word string) error {
+	if shellVar || word == "name" || word == "nodeid" {
+		return nil
+	}
+	hint := ""
+	switch strings.ToLower(strings.NewReplacer("_", "", "-", "", ".", "").Replace(word)) {
+	case "name", "nodename":
+		hint = "did you mean {name}? "
+	case "nodeid", "id":
+		hint = "did you mean {nodeid}? "
+	}
+	return fmt.Errorf("unknown placeholder {%s}: %splaceholders are {name} and {nodeid}, in lower case "+
+		"(for braces the command itself needs, put a space inside them, as in '{ print }')", word, hint)
 }
 
 // String returns the template as it was written.
