@@ -116,11 +116,14 @@ type adapter struct {
 	out      chan groupd.Event
 	left     chan struct{} // closed when our own clean leave is seen
 	leftOnce sync.Once
-	done     chan struct{} // closed when run returns
+	// quorate is closed the first time the cluster is seen quorate.
+	quorate     chan struct{}
+	quorateOnce sync.Once
+	done        chan struct{} // closed when run returns
 }
 
 func newAdapter(cpgEvents <-chan cpg.Event, cmanEvents <-chan cman.Event, ourID, ourPID uint32, quorate bool) *adapter {
-	return &adapter{
+	a := &adapter{
 		cpgEvents:  cpgEvents,
 		cmanEvents: cmanEvents,
 		ourID:      ourID,
@@ -129,8 +132,13 @@ func newAdapter(cpgEvents <-chan cpg.Event, cmanEvents <-chan cman.Event, ourID,
 		phases:     make(chan groupd.Phase),
 		out:        make(chan groupd.Event, 16),
 		left:       make(chan struct{}),
+		quorate:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	if quorate {
+		a.quorateOnce.Do(func() { close(a.quorate) })
+	}
+	return a
 }
 
 // setPhase tells the machine, through the adapter, that the daemon moved
@@ -179,6 +187,9 @@ func (a *adapter) run(ctx context.Context) {
 			if err != nil {
 				gone(fmt.Errorf("cluster membership (cman) connection: %w", err))
 				return
+			}
+			if a.view.quorate {
+				a.quorateOnce.Do(func() { close(a.quorate) })
 			}
 			if !ok {
 				continue

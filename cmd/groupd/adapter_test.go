@@ -157,3 +157,34 @@ func TestAdapter(t *testing.T) {
 	// A phase change after that must not hang the daemon's shutdown.
 	a.setPhase(context.Background(), groupd.PhaseLeaving)
 }
+
+// The join waits on a.quorate: it must open on the first quorate event and
+// only then.
+func TestAdapterQuorateOpensOnQuorum(t *testing.T) {
+	cmanCh := make(chan cman.Event, 8)
+	a := newAdapter(make(chan cpg.Event), cmanCh, 1, 100, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.run(ctx)
+
+	cmanCh <- cman.Event{Kind: cman.EventMembership, Ring: cman.RingID{NodeID: 1, Seq: 4}, Members: []uint32{1}}
+	recv(t, a.out)
+	select {
+	case <-a.quorate:
+		t.Fatal("quorate open while the cluster is not quorate")
+	default:
+	}
+	cmanCh <- cman.Event{Kind: cman.EventQuorum, Quorate: true, Ring: cman.RingID{NodeID: 1, Seq: 8}, Members: []uint32{1, 2}}
+	select {
+	case <-a.quorate:
+	case <-time.After(5 * time.Second):
+		t.Fatal("quorate not opened by a quorate event")
+	}
+	if q := newAdapter(nil, nil, 1, 100, true); q != nil {
+		select {
+		case <-q.quorate:
+		default:
+			t.Fatal("an adapter created quorate does not say so")
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -34,8 +35,16 @@ type options struct {
 	policy           residual.Policy
 	fenceCommand     string
 	noKillOnProcDown bool
+	quorumWait       time.Duration
 	group            string
 }
+
+// defaultQuorumWait covers a cluster booting together: corosync forms one
+// ring within a few token timeouts. A groupd that joined the group in a
+// ring of its own would then merge into the others' group, and a merged
+// member is not vouched for until it restarts (see internal/groupd), so
+// every node would be fenced at the next fence domain join.
+const defaultQuorumWait = 10 * time.Second
 
 // hiddenFlags are for tests and are left out of --help.
 var hiddenFlags = map[string]bool{"group": true}
@@ -57,6 +66,7 @@ func flagSet(o *options, out io.Writer) *flag.FlagSet {
 	fl.TextVar(&o.policy, "residual-policy", residual.PolicyFence, "what to do when residual dlm/gfs state is found: fence (kill our node and run --fence-command), kick (kill our node only) or stay (stay a cluster member, never join, let other nodes fence us)")
 	fl.StringVar(&o.fenceCommand, "fence-command", selffence.DefaultCommand, "self-fence `command` for --residual-policy fence; {name} and {nodeid} are replaced by our node's name and id")
 	fl.BoolVar(&o.noKillOnProcDown, "no-kill-on-procdown", false, "do not kill from the cluster a node whose groupd died while its corosync stayed up")
+	fl.DurationVar(&o.quorumWait, "quorum-wait", defaultQuorumWait, "how long to wait for quorum before joining the groupd group; 0 joins at once")
 	fl.StringVar(&o.group, "group", "groupd", "name of the process group to join (tests only)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: groupd [options]\n\nThe groupd daemon: refuses to join the cluster's groupd group with residual dlm/gfs state, tracks failed nodes until they are fenced, and answers group_tool.\n\nOptions:\n")

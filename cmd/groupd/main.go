@@ -255,7 +255,10 @@ func (d *daemon) run(ctx context.Context) int {
 		log.Warnf("the self-fence command %q cannot be run: %v; should residual state ever be found at startup, %s will be removed from the cluster but cannot fence itself", tmpl, cmdErr, d.who())
 	}
 
-	// 3. Join.
+	// 3. Join, once the cluster is quorate or the wait is over.
+	if code, ok := d.awaitQuorum(ctx, ad, lostCh); !ok {
+		return code
+	}
 	ad.setPhase(ctx, groupd.PhaseJoining)
 	log.Infof("joining the process group %q", o.group)
 	if err := h.Join(ctx, o.group); err != nil {
@@ -304,6 +307,39 @@ func (d *daemon) run(ctx context.Context) int {
 	srv.Close()
 	log.Infof("%s pid %d left the %q group cleanly; groupd exits", d.who(), d.pid, o.group)
 	return 0
+}
+
+// awaitQuorum waits, up to --quorum-wait, for the cluster to be quorate
+// before the join, so that nodes starting together join one group rather
+// than merging groups formed apart. Without quorum by then it joins
+// anyway: a node alone must still be able to take part in fencing the
+// others. It returns false, with the exit status, when groupd should stop.
+func (d *daemon) awaitQuorum(ctx context.Context, ad *adapter, lostCh <-chan error) (int, bool) {
+	select {
+	case <-ad.quorate:
+		return 0, true
+	default:
+	}
+	if d.o.quorumWait <= 0 {
+		d.log.Infof("the cluster is not quorate; joining at once (--quorum-wait 0)")
+		return 0, true
+	}
+	d.log.Infof("the cluster is not quorate; waiting up to %s for quorum before joining the %q group", d.o.quorumWait, d.o.group)
+	t := time.NewTimer(d.o.quorumWait)
+	defer t.Stop()
+	select {
+	case <-ad.quorate:
+		d.log.Infof("the cluster is quorate")
+		return 0, true
+	case <-t.C:
+		d.log.Warnf("the cluster is still not quorate after %s; %s joins the %q group anyway", d.o.quorumWait, d.who(), d.o.group)
+		return 0, true
+	case <-ctx.Done():
+		d.log.Infof("stopped before joining the groupd group; exiting")
+		return 0, false
+	case <-lostCh:
+		return exitFailed, false
+	}
 }
 
 // residualFound applies the residual policy. Under fence and kick it
