@@ -231,3 +231,37 @@ func TestSetNotClosedWithoutOurGroupView(t *testing.T) {
 		t.Errorf("bypass while we are not in the group: %+v", d)
 	}
 }
+
+// When our side was not quorate before a merge, the nodes merging in are
+// the side that held the cluster: their groupd runs count as announced
+// once they say hello, whichever of cpg and cman reports the merge first.
+// (Nodes booting together, or a lone survivor meeting the others again.)
+func TestMergeIntoInquorateSideCounts(t *testing.T) {
+	for _, cpgFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cman first", true: "cpg first"}[cpgFirst], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.nodesQuorate(false, 1)
+			h.join(us, ourPID)
+			h.sayHello(us, ourPID)
+			if cpgFirst {
+				h.joinWith(2, pidOf(2), ReasonNodeUp)
+				h.nodes(1, 2)
+			} else {
+				h.nodes(1, 2)
+				h.joinWith(2, pidOf(2), ReasonNodeUp)
+			}
+			h.sayHello(2, pidOf(2))
+			if ok, why := h.snap().Bypass(2); !ok {
+				t.Fatalf("node 2 merged into our inquorate side and said hello: refused (%s)", why)
+			}
+			// From then on we are the quorate side: a later merge of
+			// node 3 is one from outside it.
+			h.nodes(1, 2, 3)
+			h.joinWith(3, pidOf(3), ReasonNodeUp)
+			h.sayHello(3, pidOf(3))
+			if ok, _ := h.snap().Bypass(3); ok {
+				t.Fatal("node 3 merged into our quorate side and may bypass")
+			}
+		})
+	}
+}

@@ -150,12 +150,14 @@ func pidOf(node uint32) uint32 {
 	return 1000 + node
 }
 
-// nodes sends a cman membership change with exactly these members.
-func (h *harness) nodes(ids ...uint32) {
+// nodes sends a quorate cman membership change with exactly these members.
+func (h *harness) nodes(ids ...uint32) { h.nodesQuorate(true, ids...) }
+
+func (h *harness) nodesQuorate(quorate bool, ids ...uint32) {
 	h.seq += 4
 	h.cluster = slices.Clone(ids)
 	h.clock.advance(time.Second)
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: true})
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: quorate})
 }
 
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }

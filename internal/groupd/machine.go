@@ -132,8 +132,11 @@ type Machine struct {
 
 	clusterKnown bool
 	quorate      bool
-	ring         RingID
-	cluster      map[uint32]bool
+	// quorateBefore is whether the ring before the current one was
+	// quorate: a merge's cpg confchg may come after cman's change.
+	quorateBefore bool
+	ring          RingID
+	cluster       map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -287,7 +290,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			// not by a cpg_join, may be a run that kept dlm/gfs state
 			// through the partition, whatever we saw of it before (we may
 			// have started since, or acked its set): no hello counts.
-			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp}
+			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp && m.heldQuorumBeforeMerge(e.NodeID)}
 		}
 		members = append(members, mb)
 		if m.isUs(k) {
@@ -297,6 +300,10 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	m.members = members
 
 	for _, j := range ev.Joined {
+		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
+			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
+			continue
+		}
 		if j.Reason == ReasonNodeUp {
 			m.notice("warn", "member-merged", j.NodeID, "%s pid %d merged back into the groupd group after a partition (nodeup); it may hold dlm/gfs state from before, so it must be fenced unless its groupd leaves and rejoins the group", m.node(j.NodeID), j.PID)
 			continue
@@ -454,6 +461,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 		m.notice("info", "quorum", 0, "cluster is %s (ring %s, %d members)", quorateWord(ev.Quorate), ev.Ring, len(ev.Members))
 	}
 	prev := m.cluster
+	if ev.Ring != m.ring {
+		m.quorateBefore = m.quorate
+	}
 	m.clusterKnown = true
 	m.quorate = ev.Quorate
 	m.ring = ev.Ring
@@ -650,6 +660,20 @@ func (m *Machine) closeSet(s *RecoverySet, state SetState, now time.Time, format
 		m.closed = slices.Delete(m.closed, 0, over)
 	}
 	m.notice("info", "recovery-closed", s.NodeID, format, args...)
+}
+
+// heldQuorumBeforeMerge reports whether our side of a partition was
+// quorate just before nodeID merged into it. Only then were the merging
+// nodes the ones cut off from the quorate cluster, whose dlm/gfs state
+// nobody controlled; when we were not quorate, theirs was the side that
+// could act, and their groupd runs are as good as fresh ones. cman's
+// change for the merge may come before or after the cpg confchg: if the
+// node is already a cluster member, the ring before it is the one to ask.
+func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
+	if m.cluster[nodeID] {
+		return m.quorateBefore
+	}
+	return m.quorate
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is

@@ -62,7 +62,9 @@ type BypassCheck struct {
 	Known                             bool
 	ClusterMember, GroupMember, Hello bool
 	// Merged: a process of the node came into the group with a partition
-	// healing (reason nodeup), not by joining; it may hold old state.
+	// healing (reason nodeup), not by joining, into our quorate side; it
+	// may hold old state. (Nodes merging into a side that was not quorate
+	// were the side that could act, and are not marked.)
 	Merged          bool
 	PendingRecovery bool
 	Reason          string
@@ -115,7 +117,7 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 	stale := false
 	for _, m := range v.members {
 		c.Hello = c.Hello && m.Hello
-		c.Merged = c.Merged || m.JoinReason == ReasonNodeUp
+		c.Merged = c.Merged || (m.JoinReason == ReasonNodeUp && m.StaleHello)
 		stale = stale || m.StaleHello
 	}
 	c.Known = v.phase != PhaseStopped && v.clusterKnown && v.joined
