@@ -28,30 +28,22 @@ func poolClass(n int) int {
 	return shift - minPooledShift
 }
 
-// copyIn returns a Go copy of src, from a pool when it is large enough.
-func copyIn(src []byte) (data []byte, pooled bool) {
+// copyIn returns a Go copy of src and, when the copy came from a pool,
+// the pool's handle on it, to give back on Release.
+func copyIn(src []byte) (data []byte, pooled *[]byte) {
 	c := poolClass(len(src))
 	if c < 0 {
 		// append to an empty slice does not zero the new memory first.
-		return append([]byte{}, src...), false
+		return append([]byte{}, src...), nil
 	}
-	var buf []byte
-	if p, ok := bufferPools[c].Get().(*[]byte); ok {
-		buf = (*p)[:len(src)]
-	} else {
-		buf = make([]byte, len(src), 1<<(c+minPooledShift))
+	p, ok := bufferPools[c].Get().(*[]byte)
+	if !ok {
+		b := make([]byte, 0, 1<<(c+minPooledShift))
+		p = &b
 	}
-	copy(buf, src)
-	return buf, true
-}
-
-func recycle(buf []byte) {
-	c := poolClass(cap(buf))
-	if c < 0 || cap(buf) != 1<<(c+minPooledShift) {
-		return
-	}
-	buf = buf[:0]
-	bufferPools[c].Put(&buf)
+	data = (*p)[:len(src)]
+	copy(data, src)
+	return data, p
 }
 
 // Release gives the message's Data back to the binding for reuse by a
@@ -59,8 +51,9 @@ func recycle(buf []byte) {
 // it, Data is garbage collected as usual. After Release, neither Data nor
 // any slice of it may be used. Calling Release twice is harmless.
 func (m *Message) Release() {
-	if m.pooled {
-		recycle(m.Data)
+	if m.pooled != nil {
+		*m.pooled = (*m.pooled)[:0]
+		bufferPools[poolClass(cap(*m.pooled))].Put(m.pooled)
 	}
-	m.Data, m.pooled = nil, false
+	m.Data, m.pooled = nil, nil
 }

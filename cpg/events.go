@@ -13,7 +13,7 @@ type Message struct {
 	PID    uint32 // the sender's process on that node
 	Data   []byte // Go memory, owned by the receiver until Release
 
-	pooled bool // Data came from the buffer pools
+	pooled *[]byte // the pool's handle on Data, if Data came from one
 }
 
 // ConfChg is a change of the group's membership (cpg_confchg_fn_t).

@@ -88,18 +88,18 @@ func TestBufferRecycling(t *testing.T) {
 	src := make([]byte, 100<<10)
 	src[len(src)-1] = 7
 	data, pooled := copyIn(src)
-	if !pooled || len(data) != len(src) || cap(data) != 128<<10 || data[len(data)-1] != 7 {
-		t.Fatalf("100 KiB copy: len %d cap %d pooled %v", len(data), cap(data), pooled)
+	if pooled == nil || len(data) != len(src) || cap(data) != 128<<10 || data[len(data)-1] != 7 {
+		t.Fatalf("100 KiB copy: len %d cap %d pooled %v", len(data), cap(data), pooled != nil)
 	}
 	m := &Message{Data: data, pooled: pooled}
 	m.Release()
 	m.Release()
-	if m.Data != nil {
+	if m.Data != nil || m.pooled != nil {
 		t.Fatal("Data kept after Release")
 	}
 	small, pooled := copyIn([]byte("abc"))
-	if pooled || string(small) != "abc" {
-		t.Fatalf("small copy %q pooled %v", small, pooled)
+	if pooled != nil || string(small) != "abc" {
+		t.Fatalf("small copy %q pooled %v", small, pooled != nil)
 	}
 	for n, want := range map[int]int{16 << 10: 0, 16<<10 + 1: 1, 1 << 20: 6, 64 << 20: 12, 64<<20 + 1: -1, 100: -1} {
 		if got := poolClass(n); got != want {

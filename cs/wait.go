@@ -26,6 +26,12 @@ type Waiter struct {
 	ep     *os.File
 	rc     syscall.RawConn
 	closed atomic.Bool
+
+	// For the one goroutine in Wait: made once, so waiting allocates
+	// nothing.
+	ready  func(fd uintptr) bool
+	events [1]unix.EpollEvent
+	err    error
 }
 
 // NewWaiter watches fd for readability. fd stays owned by the caller's
@@ -50,7 +56,23 @@ func NewWaiter(fd int) (*Waiter, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Waiter{ep: f, rc: rc}, nil
+	w := &Waiter{ep: f, rc: rc}
+	w.ready = w.poll
+	return w, nil
+}
+
+// poll is called by the runtime's poller with the epoll descriptor: true
+// when the watched descriptor is ready (or on an error, kept in w.err).
+func (w *Waiter) poll(epfd uintptr) bool {
+	n, err := unix.EpollWait(int(epfd), w.events[:], 0)
+	if err == unix.EINTR {
+		return false
+	}
+	if err != nil {
+		w.err = fmt.Errorf("epoll_wait: %w", err)
+		return true
+	}
+	return n > 0
 }
 
 // Wait returns nil as soon as the descriptor is readable or hung up (the
@@ -58,26 +80,15 @@ func NewWaiter(fd int) (*Waiter, error) {
 // ErrClosed once Close has been called, also while it is waiting. Only one
 // goroutine may Wait at a time.
 func (w *Waiter) Wait() error {
-	var events [1]unix.EpollEvent
-	var werr error
-	err := w.rc.Read(func(epfd uintptr) bool {
-		n, err := unix.EpollWait(int(epfd), events[:], 0)
-		if err == unix.EINTR {
-			return false
-		}
-		if err != nil {
-			werr = fmt.Errorf("epoll_wait: %w", err)
-			return true
-		}
-		return n > 0
-	})
+	w.err = nil
+	err := w.rc.Read(w.ready)
 	if w.closed.Load() {
 		return ErrClosed
 	}
 	if err != nil {
 		return err
 	}
-	return werr
+	return w.err
 }
 
 // Close wakes a pending Wait, which returns ErrClosed. It may be called from
