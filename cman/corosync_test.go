@@ -305,12 +305,6 @@ func TestCloseWhileEventsFlow(t *testing.T) {
 	wg.Wait()
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // Killing our own node makes our corosync exit; the stream then ends with
 // the terminal error within a second and nothing spins afterwards.
 func TestKillOwnNode(t *testing.T) {
@@ -363,9 +357,9 @@ func TestKillOwnNode(t *testing.T) {
 	}
 
 	// With the Cluster still open, nothing may spin on the dead fd.
-	before := cpuTime()
+	before := corotest.CPUTime()
 	time.Sleep(time.Second)
-	used := cpuTime() - before
+	used := corotest.CPUTime() - before
 	t.Logf("process CPU time over 1s after the end of the stream: %v", used)
 	if used > 100*time.Millisecond {
 		t.Errorf("process used %v of CPU in 1s with corosync gone: something spins", used)

@@ -82,14 +82,14 @@ type child struct {
 	cmd   *exec.Cmd
 	pid   uint32
 	stdin io.WriteCloser
-	out   *syncBuffer
+	out   *corotest.Output
 }
 
 func startChild(t *testing.T, group string, count int) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", childGroup+"="+group, childCount+"="+strconv.Itoa(count))
-	c := &child{cmd: cmd, out: &syncBuffer{}}
+	c := &child{cmd: cmd, out: &corotest.Output{}}
 	cmd.Stdout, cmd.Stderr = c.out, os.Stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -122,25 +122,6 @@ func (c *child) waitFor(t *testing.T, word string) string {
 	}
 	t.Fatalf("child did not say %q: %q", word, c.out.String())
 	return ""
-}
-
-// syncBuffer collects a child's output. The buffer is a field, not
-// embedded, so that exec's copier cannot reach its ReadFrom past the lock.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func payload(sender string, i int) []byte {
@@ -557,12 +538,6 @@ func TestSlowConsumer(t *testing.T) {
 	}
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func TestCorosyncGoesAway(t *testing.T) {
 	node := corotest.Start(t)
 	ctx := ctxT(t)
@@ -588,9 +563,9 @@ func TestCorosyncGoesAway(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("stream not closed after Terminated")
 	}
-	before := cpuTime()
+	before := corotest.CPUTime()
 	time.Sleep(time.Second)
-	if used := cpuTime() - before; used > 100*time.Millisecond {
+	if used := corotest.CPUTime() - before; used > 100*time.Millisecond {
 		t.Fatalf("process used %v of CPU in the second after corosync died: spinning", used)
 	}
 	if err := h.Multicast(ctx, cpg.Agreed, []byte("x")); err == nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -33,7 +34,7 @@ func TestOptionsDefaults(t *testing.T) {
 	want := options{
 		configPath: o.configPath, foreground: true, logLevel: logrus.InfoLevel,
 		socket: "/run/groupd/groupd.sock", sysfsRoot: "/", policy: residual.PolicyFence,
-		fenceCommand: selffence.DefaultCommand, group: "groupd",
+		fenceCommand: selffence.DefaultCommand, quorumWait: 10 * time.Second, group: "groupd",
 	}
 	if *o != want {
 		t.Errorf("defaults = %+v, want %+v", *o, want)
@@ -124,5 +125,19 @@ func TestHelpHidesTestFlags(t *testing.T) {
 	}
 	if strings.Contains(help, "\n  -group") || strings.Contains(help, "tests only") {
 		t.Errorf("help shows the hidden --group flag:\n%s", help)
+	}
+}
+
+func TestQuorumWaitOption(t *testing.T) {
+	o, err := parseOptions([]string{"--config", writeConfig(t, "quorum-wait = 3s\n")}, &bytes.Buffer{})
+	if err != nil || o.quorumWait != 3*time.Second {
+		t.Fatalf("quorum-wait from the file: %v, %v", o.quorumWait, err)
+	}
+	o, err = parseOptions([]string{"--config", writeConfig(t, "quorum-wait = 3s\n"), "--quorum-wait", "0"}, &bytes.Buffer{})
+	if err != nil || o.quorumWait != 0 {
+		t.Fatalf("--quorum-wait 0 over the file: %v, %v", o.quorumWait, err)
+	}
+	if _, err := parseOptions([]string{"--config", writeConfig(t, ""), "--quorum-wait", "soon"}, &bytes.Buffer{}); err == nil {
+		t.Fatal("--quorum-wait soon accepted")
 	}
 }

@@ -64,29 +64,11 @@ func binaries(t *testing.T) (groupdBin, toolBin string) {
 	return filepath.Join(binDir, "groupd"), filepath.Join(binDir, "group_tool")
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemonProc is a running groupd.
 type daemonProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *corotest.Output
 	socket string
 	group  string
 	tool   string
@@ -129,7 +111,7 @@ func startDaemon(t *testing.T, o daemonOpts) *daemonProc {
 	}
 	d := &daemonProc{
 		t:      t,
-		log:    &syncBuffer{},
+		log:    &corotest.Output{},
 		socket: filepath.Join(dir, "run", "groupd.sock"),
 		group:  corotest.GroupName(t),
 		tool:   tool,

@@ -354,3 +354,31 @@ func GroupName(t testing.TB) string {
 	}
 	return name
 }
+
+// Output collects a child process's output while a test reads it; give it
+// to exec.Cmd as Stdout or Stderr. The buffer is a field, not embedded, so
+// that exec's copier cannot reach its ReadFrom past the lock.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// CPUTime is the CPU time this process has used so far, user and system:
+// tests compare it across an idle second to catch a spinning loop.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
