@@ -5,11 +5,21 @@
 // Commands: ls, status, members, recovery, dump, watch, ack NODE,
 // bypass NODE. NODE is a node id or a node name.
 //
-// Exit status: 0 on success; 1 when the daemon answered with an error
-// (ack: no recovery set for that node); 2 for a usage error or when the
-// daemon could not be reached. bypass has its own, fixed meaning: 0 the
-// node may skip fencing, 1 it must be fenced, 2 could not tell (which also
-// means fence).
+// Exit status:
+//
+//	0  success (ack: the fencing was acknowledged)
+//	1  the daemon answered with an error
+//	2  usage error (a bad flag, a missing or extra argument, an unknown
+//	   command), or the daemon could not be reached
+//	3  ack only: the daemon has no recovery set for that node, so there is
+//	   nothing to acknowledge
+//
+// bypass has its own, fixed meaning: 0 the node may skip fencing, 1 it must
+// be fenced, 2 could not tell, which also means fence. Anything that is not
+// a definite answer from the daemon is 2, --help and usage errors included,
+// so that a script that treats 0 as "skip fencing" never skips it by
+// mistake. bypass --json prints one JSON object, {"nodeid", "known",
+// "allowed", "reason"}, with the same exit statuses.
 package main
 
 import (
@@ -22,9 +32,11 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/groupd-go/groupd/internal/groupd"
 	"github.com/groupd-go/groupd/internal/query"
 )
 
@@ -32,6 +44,7 @@ const (
 	exitOK      = 0
 	exitFailed  = 1 // the daemon said no, or answered with an error
 	exitUnknown = 2 // usage error, or no answer from the daemon
+	exitNothing = 3 // ack: no recovery set for that node
 )
 
 const defaultSocket = "/run/groupd/groupd.sock"
@@ -66,7 +79,7 @@ var commands = map[string]command{
 	"recovery": {"", 0, "the recovery sets: failed nodes waiting for fencing", (*tool).recovery},
 	"dump":     {"", 0, "the daemon's recent log lines, debug included", (*tool).dump},
 	"watch":    {"", 0, "stream the daemon's events until interrupted", (*tool).watch},
-	"ack":      {"NODE", 1, "acknowledge that NODE was fenced, closing its recovery set", (*tool).ack},
+	"ack":      {"NODE", 1, "acknowledge that NODE was fenced, closing its recovery set; exit 3 if it has none", (*tool).ack},
 	"bypass":   {"NODE", 1, "may NODE skip fencing? exit 0 yes, 1 no (fence it), 2 could not tell (fence it)", (*tool).bypass},
 }
 
@@ -81,8 +94,10 @@ func usage(w io.Writer) {
 		c := commands[n]
 		fmt.Fprintf(w, "  %-16s %s\n", n+" "+c.args, c.help)
 	}
-	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (all commands but dump, ack and bypass).\n")
-	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached.\nbypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence).\n")
+	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (all commands but ack).\n")
+	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached;\n"+
+		"ack: 3 no recovery set for NODE, nothing to acknowledge.\n"+
+		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included.\n")
 }
 
 // commonFlags are accepted both before and after the command.
@@ -97,9 +112,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global.SetOutput(stderr)
 	global.Usage = func() { usage(stderr) }
 	t.commonFlags(global)
+	// A help request is a success only when no bypass is asked for: a
+	// script reads bypass's 0 as "skip fencing".
+	bypassing := slices.Contains(args, "bypass")
 	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) && !bypassing {
 			return exitOK
+		}
+		if bypassing {
+			t.couldNotTell(0, "usage: group_tool bypass NODE")
 		}
 		return exitUnknown
 	}
@@ -109,6 +130,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	name := global.Arg(0)
 	if name == "help" {
+		if bypassing {
+			usage(stderr)
+			t.couldNotTell(0, "usage: group_tool bypass NODE")
+			return exitUnknown
+		}
 		usage(stdout)
 		return exitOK
 	}
@@ -127,6 +153,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(global.Args()[1:]); err != nil {
+		if name == "bypass" {
+			t.couldNotTell(0, "usage: group_tool bypass NODE")
+			return exitUnknown
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
@@ -134,8 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != c.nargs {
 		if name == "bypass" {
-			// A script reads stdout for the reason.
-			fmt.Fprintf(stdout, "could not tell: usage: group_tool bypass NODE\n")
+			t.couldNotTell(0, "usage: group_tool bypass NODE")
 		}
 		fs.Usage()
 		return exitUnknown
@@ -181,30 +210,56 @@ func (t *tool) resolve(ctx context.Context, arg string) (uint32, error) {
 	return resp.Status.Resolve(arg)
 }
 
+// bypassJSON is bypass --json's answer. nodeid is 0 when the node could not
+// be resolved.
+type bypassJSON struct {
+	NodeID  uint32 `json:"nodeid"`
+	Known   bool   `json:"known"`
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"`
+}
+
+// answer prints one bypass answer, one line of text or one JSON object, on
+// stdout, where a script looks for it.
+func (t *tool) answer(b bypassJSON) {
+	if t.json {
+		if err := t.writeJSONLine(b); err != nil {
+			fmt.Fprintf(t.stderr, "group_tool: %v\n", err)
+		}
+		return
+	}
+	fmt.Fprintln(t.stdout, b.Reason)
+}
+
+// couldNotTell prints a bypass answer that is no answer: fence the node.
+func (t *tool) couldNotTell(id uint32, why string) {
+	t.answer(bypassJSON{NodeID: id, Reason: "could not tell, so the node must be fenced: " + why})
+}
+
 func (t *tool) bypass(ctx context.Context, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	id, err := t.resolve(ctx, args[0])
 	if err != nil {
-		fmt.Fprintf(t.stdout, "could not tell, so %s must be fenced: %v\n", args[0], err)
+		t.answer(bypassJSON{Reason: fmt.Sprintf("could not tell, so %s must be fenced: %v", args[0], err)})
 		return exitUnknown
 	}
 	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpBypass, Node: id})
 	switch {
 	case err != nil:
-		fmt.Fprintf(t.stdout, "could not tell, so node %d must be fenced: no answer from groupd: %v\n", id, err)
+		t.answer(bypassJSON{NodeID: id, Reason: fmt.Sprintf("could not tell, so node %d must be fenced: no answer from groupd: %v", id, err)})
 		return exitUnknown
 	case resp.Bypass == nil:
-		fmt.Fprintf(t.stdout, "could not tell, so node %d must be fenced: groupd sent no bypass answer\n", id)
+		t.answer(bypassJSON{NodeID: id, Reason: fmt.Sprintf("could not tell, so node %d must be fenced: groupd sent no bypass answer", id)})
 		return exitUnknown
 	case !resp.Bypass.Known:
-		fmt.Fprintf(t.stdout, "could not tell: %s\n", resp.Bypass.Reason)
+		t.answer(bypassJSON{NodeID: id, Reason: "could not tell: " + resp.Bypass.Reason})
 		return exitUnknown
 	case resp.Bypass.Allowed:
-		fmt.Fprintln(t.stdout, resp.Bypass.Reason)
+		t.answer(bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: resp.Bypass.Reason})
 		return exitOK
 	default:
-		fmt.Fprintln(t.stdout, resp.Bypass.Reason)
+		t.answer(bypassJSON{NodeID: id, Known: true, Reason: resp.Bypass.Reason})
 		return exitFailed
 	}
 }
@@ -217,9 +272,20 @@ func (t *tool) ack(ctx context.Context, args []string) int {
 		fmt.Fprintf(t.stderr, "group_tool: ack %s: %v\n", args[0], err)
 		return exitUnknown
 	}
-	resp, code := t.call(ctx, query.Request{Op: query.OpAck, Node: id})
-	if code != exitOK {
-		return code
+	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpAck, Node: id})
+	var re *query.RemoteError
+	switch {
+	case errors.As(err, &re) && strings.Contains(re.Msg, groupd.ErrNoRecoverySet.Error()):
+		// The protocol has no error codes; the daemon's message carries
+		// the machine's sentinel text, which lives in this module.
+		fmt.Fprintf(t.stderr, "group_tool: groupd: %s: nothing to acknowledge\n", re.Msg)
+		return exitNothing
+	case errors.As(err, &re):
+		fmt.Fprintf(t.stderr, "group_tool: groupd: %s\n", re.Msg)
+		return exitFailed
+	case err != nil:
+		fmt.Fprintf(t.stderr, "group_tool: cannot query groupd at %s: %v\n", t.socket, err)
+		return exitUnknown
 	}
 	if s := resp.Acked; s != nil {
 		fmt.Fprintf(t.stdout, "fencing of %s acknowledged; recovery set is now %s\n", nodeName(s.NodeID, s.Name), s.State)

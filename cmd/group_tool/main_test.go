@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/groupd-go/groupd/internal/groupd"
 	"github.com/groupd-go/groupd/internal/query"
 )
 
@@ -47,7 +48,7 @@ func (f *fake) Ack(_ context.Context, id uint32) (query.RecoverySet, error) {
 		f.recovery = nil
 		return s, nil
 	}
-	return query.RecoverySet{}, errors.New("no recovery set for that node")
+	return query.RecoverySet{}, fmt.Errorf("ack node %d: %w", id, groupd.ErrNoRecoverySet) // as the machine says it
 }
 
 func (f *fake) Dump() []string { return []string{"line one", "line two"} }
@@ -96,6 +97,16 @@ func TestBypassExitCodes(t *testing.T) {
 		{[]string{"bypass", "delta"}, 2, "could not tell"},
 		{[]string{"bypass", "0"}, 2, "could not tell"},
 		{[]string{"bypass"}, 2, "could not tell"},
+		{[]string{"bypass", "1", "2"}, 2, "could not tell"},
+		// Help and flag errors are no answer: 0 would mean skip fencing.
+		{[]string{"bypass", "--help"}, 2, "could not tell"},
+		{[]string{"bypass", "-h", "1"}, 2, "could not tell"},
+		{[]string{"-h", "bypass", "1"}, 2, "could not tell"},
+		{[]string{"--help", "bypass", "1"}, 2, "could not tell"},
+		{[]string{"bypass", "--bogus", "1"}, 2, "could not tell"},
+		{[]string{"--bogus", "bypass", "1"}, 2, "could not tell"},
+		{[]string{"bypass", "--timeout", "soon", "1"}, 2, "could not tell"},
+		{[]string{"help", "bypass"}, 2, "could not tell"},
 	}
 	for _, tt := range tests {
 		out, _, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)
@@ -109,19 +120,53 @@ func TestBypassExitCodes(t *testing.T) {
 	}
 }
 
+// bypass --json: one object on stdout, the same exit statuses as the text.
+func TestBypassJSON(t *testing.T) {
+	sock := serve(t)
+	tests := []struct {
+		args           []string
+		code           int
+		id             uint32
+		known, allowed bool
+	}{
+		{[]string{"bypass", "--json", "alpha"}, 0, 1, true, true},
+		{[]string{"bypass", "--json", "2"}, 1, 2, true, false},
+		{[]string{"bypass", "--json", "gamma"}, 2, 3, false, false},
+		{[]string{"bypass", "--json", "delta"}, 2, 0, false, false},
+		{[]string{"bypass", "--json"}, 2, 0, false, false},
+		{[]string{"bypass", "--json", "--help"}, 2, 0, false, false},
+	}
+	for _, tt := range tests {
+		out, _, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)
+		var b map[string]any
+		if err := json.Unmarshal([]byte(out), &b); err != nil || strings.Count(out, "\n") != 1 {
+			t.Errorf("%v: stdout %q is not one JSON object: %v", tt.args, out, err)
+			continue
+		}
+		if code != tt.code || b["nodeid"] != float64(tt.id) || b["known"] != tt.known || b["allowed"] != tt.allowed || b["reason"] == "" {
+			t.Errorf("%v: exit %d, %v; want exit %d, nodeid %d, known %v, allowed %v and a reason", tt.args, code, b, tt.code, tt.id, tt.known, tt.allowed)
+		}
+	}
+}
+
 func TestAck(t *testing.T) {
 	sock := serve(t)
 	out, _, code := runTool(t, "--socket", sock, "ack", "beta")
 	if code != 0 || !strings.Contains(out, "node 2 (beta)") {
 		t.Errorf("ack beta: exit %d, %q", code, out)
 	}
+	// Nothing to acknowledge has its own status, so fence_tool need not
+	// match the daemon's English.
 	_, errOut, code := runTool(t, "--socket", sock, "ack", "2")
-	if code == 0 || !strings.Contains(errOut, "no recovery set") {
-		t.Errorf("second ack: exit %d, stderr %q; want failure with the daemon's message", code, errOut)
+	if code != 3 || !strings.Contains(errOut, "no recovery set") {
+		t.Errorf("second ack: exit %d, stderr %q; want 3 with the daemon's message", code, errOut)
 	}
 	_, errOut, code = runTool(t, "--socket", filepath.Join(t.TempDir(), "none.sock"), "ack", "2")
-	if code == 0 || errOut == "" {
-		t.Errorf("ack without a daemon: exit %d, stderr %q", code, errOut)
+	if code != 2 || errOut == "" {
+		t.Errorf("ack without a daemon: exit %d, stderr %q; want 2", code, errOut)
+	}
+	if _, _, code = runTool(t, "--socket", sock, "ack"); code != 2 {
+		t.Errorf("ack without NODE: exit %d, want 2", code)
 	}
 }
 
@@ -206,5 +251,14 @@ func TestUsage(t *testing.T) {
 	}
 	if _, _, code := runTool(t, "ls", "extra"); code != 2 {
 		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+	if _, _, code := runTool(t, "ls", "--bogus"); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+	// Outside bypass, asking for help is a success.
+	for _, args := range [][]string{{"--help"}, {"help"}, {"ls", "--help"}} {
+		if _, _, code := runTool(t, args...); code != 0 {
+			t.Errorf("%v: exit %d, want 0", args, code)
+		}
 	}
 }
