@@ -3,7 +3,9 @@
 package clustertest
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +294,63 @@ func TestFenceFailureBlocksJoin(t *testing.T) {
 	}
 	if b := find(log, toolEvent("node3", "bypass", "node1")); len(b) != 2 {
 		t.Errorf("node1 (healthy) should be bypassed by both joins, was %d times", len(b))
+	}
+}
+
+// TestFenceJoinRecheck: a node that may bypass fencing when fence_tool join
+// starts, but whose groupd is SIGKILLed while the join waits out its
+// post-join delay for another node, is fenced by that same join before it
+// succeeds: join's final recheck finds its recovery set.
+func TestFenceJoinRecheck(t *testing.T) {
+	c := upDaemons(t, 3, fenceArgs(noSysfs, "fence"))
+	// node1 keeps corosync but loses groupd: join waits the delay for it.
+	c.must("stop-groupd", "1")
+	c.waitGroupd(3, "node1 gone from the groupd group", func(s gtStatus) bool {
+		return slices.Equal(s.memberIDs(), []uint32{2, 3})
+	})
+
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Not c.exec: it may call t.Fatalf, which is for the test goroutine.
+		out, err := c.command("exec", "3", "fence_tool", "--post-join-delay", "6", "join").CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- result{string(out), code}
+	}()
+	c.waitLog("node3's first-pass bypass of node2", toolEvent("node3", "bypass", "node2"))
+	c.must("kill-groupd", "2")
+	r := <-done
+	t.Logf("fence_tool join on node3: exit %d:\n%s", r.code, r.out)
+	if r.code != 0 {
+		t.Fatalf("fence_tool join on node3 failed (exit %d)", r.code)
+	}
+
+	log := c.fenceLog()
+	t.Logf("fence log:\n%s", dumpLog(log))
+	for _, n := range []string{"node1", "node2"} {
+		if len(find(log, fencedBy("node3", n))) != 1 {
+			t.Errorf("node3 did not fence %s exactly once", n)
+		}
+	}
+	v := find(log, toolEvent("node3", "victim", "node2"))
+	if len(v) != 1 || !strings.Contains(v[0].Text, "failed during the join") {
+		t.Errorf("node2 should be a victim of the recheck; victim lines %v", v)
+	}
+	joined := find(log, toolEvent("node3", "joined", "node3"))
+	fenced2 := find(log, fencedBy("node3", "node2"))
+	if len(joined) != 1 || len(fenced2) != 1 || joined[0].Index < fenced2[0].Index {
+		t.Errorf("the join must be declared only after node2 was fenced: joined %v, fenced %v", joined, fenced2)
+	}
+	if out, _ := c.exec(3, "fence_tool", "status"); !strings.Contains(out, "fence domain: joined") {
+		t.Errorf("fence_tool status after a successful join:\n%s", out)
 	}
 }
