@@ -188,3 +188,45 @@ func TestAdapterQuorateOpensOnQuorum(t *testing.T) {
 		}
 	}
 }
+
+// corosync's cluster side going away (cman's error event) ends the adapter
+// as the cpg side does: lost first, with the cause, then out closed.
+func TestAdapterCmanError(t *testing.T) {
+	cmanCh := make(chan cman.Event, 8)
+	a := newAdapter(make(chan cpg.Event), cmanCh, 1, 100, true)
+	lostErr := make(chan error, 1)
+	a.lost = func(err error) {
+		select {
+		case <-a.out:
+			t.Error("out was closed before lost was called")
+		default:
+		}
+		lostErr <- err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { a.run(ctx); close(done) }()
+
+	cmanCh <- cman.Event{Kind: cman.EventMembership, Ring: cman.RingID{NodeID: 1, Seq: 4}, Members: []uint32{1}}
+	recv(t, a.out)
+	cause := errors.New("quorum service gone")
+	cmanCh <- cman.Event{Kind: cman.EventError, Err: cause}
+	select {
+	case err := <-lostErr:
+		if !errors.Is(err, cause) {
+			t.Errorf("lost(%v), want the cman error wrapped", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("lost not called after the cman error event")
+	}
+	if _, ok := <-a.out; ok {
+		t.Error("out not closed after the cman error event")
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the adapter still runs after the cman error event")
+	}
+	a.setPhase(context.Background(), groupd.PhaseLeaving)
+}
