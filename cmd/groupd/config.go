@@ -36,6 +36,7 @@ type options struct {
 	fenceCommand     string
 	noKillOnProcDown bool
 	quorumWait       time.Duration
+	fenceTimeout     time.Duration
 	group            string
 }
 
@@ -45,6 +46,11 @@ type options struct {
 // member is not vouched for until it restarts (see internal/groupd), so
 // every node would be fenced at the next fence domain join.
 const defaultQuorumWait = 10 * time.Second
+
+// defaultFenceTimeout bounds the self-fence command. The unit file's
+// TimeoutStartSec (420) is above it plus the default quorum wait; groupd
+// also extends the start timeout itself before fencing.
+const defaultFenceTimeout = 5 * time.Minute
 
 // hiddenFlags are for tests and are left out of --help.
 var hiddenFlags = map[string]bool{"group": true}
@@ -63,10 +69,11 @@ func flagSet(o *options, out io.Writer) *flag.FlagSet {
 	fl.StringVar(&o.socket, "socket", "/run/groupd/groupd.sock", "query socket `path`; its directory is created with mode 0755")
 	fl.StringVar(&o.socketGroup, "socket-group", "", "`group` (name or id) allowed to query besides root; empty: root only")
 	fl.StringVar(&o.sysfsRoot, "sysfs-root", "/", "`directory` under which sys/kernel/dlm, sys/fs/gfs and sys/fs/gfs2 are scanned for residual state")
-	fl.TextVar(&o.policy, "residual-policy", residual.PolicyFence, "what to do when residual dlm/gfs state is found: fence (kill our node and run --fence-command), kick (kill our node only) or stay (stay a cluster member, never join, let other nodes fence us)")
+	fl.TextVar(&o.policy, "residual-policy", residual.PolicyFence, "what to do when residual dlm/gfs state is found: fence (kill our node and run --fence-command), kick (kill our node only) or stay (stay a cluster member, never join, let other nodes fence us; groupd still reports ready to systemd, with a STATUS saying it stays out)")
 	fl.StringVar(&o.fenceCommand, "fence-command", selffence.DefaultCommand, "self-fence `command` for --residual-policy fence; {name} and {nodeid} are replaced by our node's name and id")
 	fl.BoolVar(&o.noKillOnProcDown, "no-kill-on-procdown", false, "do not kill from the cluster a node whose groupd died while its corosync stayed up")
 	fl.DurationVar(&o.quorumWait, "quorum-wait", defaultQuorumWait, "how long to wait for quorum before joining the groupd group; 0 joins at once")
+	fl.DurationVar(&o.fenceTimeout, "fence-timeout", defaultFenceTimeout, "how long the self-fence command may run before it is killed; startup (systemd's TimeoutStartSec) must allow for it")
 	fl.StringVar(&o.group, "group", "groupd", "name of the process group to join (tests only)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: groupd [options]\n\nThe groupd daemon: refuses to join the cluster's groupd group with residual dlm/gfs state, tracks failed nodes until they are fenced, and answers group_tool.\n\nOptions:\n")
@@ -128,6 +135,9 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if o.socket == "" {
 		return nil, errors.New("--socket must not be empty")
+	}
+	if o.fenceTimeout <= 0 {
+		return nil, errors.New("--fence-timeout must be positive")
 	}
 	// A bad template is caught now, not when the node has to fence itself.
 	if _, err := selffence.ParseTemplate(o.fenceCommand); err != nil {

@@ -34,7 +34,7 @@ func TestOptionsDefaults(t *testing.T) {
 	want := options{
 		configPath: o.configPath, foreground: true, logLevel: logrus.InfoLevel,
 		socket: "/run/groupd/groupd.sock", sysfsRoot: "/", policy: residual.PolicyFence,
-		fenceCommand: selffence.DefaultCommand, quorumWait: 10 * time.Second, group: "groupd",
+		fenceCommand: selffence.DefaultCommand, quorumWait: 10 * time.Second, fenceTimeout: 5 * time.Minute, group: "groupd",
 	}
 	if *o != want {
 		t.Errorf("defaults = %+v, want %+v", *o, want)
@@ -91,6 +91,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"background", "", []string{"--foreground=false"}, "does not put itself in the background"},
 		{"argument", "", []string{"extra"}, "unexpected argument"},
 		{"empty group", "", []string{"--group", ""}, "--group must not be empty"},
+		{"zero fence timeout", "fence-timeout = 0s\n", nil, "--fence-timeout must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,7 +119,7 @@ func TestHelpHidesTestFlags(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	help := out.String()
-	for _, want := range []string{"-residual-policy", "-fence-command", "-sysfs-root", "-socket-group", "-no-kill-on-procdown", "-syslog", "-log-level"} {
+	for _, want := range []string{"-residual-policy", "-fence-command", "-sysfs-root", "-socket-group", "-no-kill-on-procdown", "-syslog", "-log-level", "-fence-timeout"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %s", want)
 		}

@@ -369,6 +369,14 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	pid := d.cmd.Process.Pid
 
 	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	// Ready means joined: corosync lists us in the group right away.
+	cpgtool, err := corotest.Tool("corosync-cpgtool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cpgListsPid(cpgtool, group, pid) {
+		t.Errorf("at READY=1, corosync-cpgtool does not show groupd pid %d in %q:\n%s", pid, group, cpgtool)
+	}
 	// Ready means joined and announced: the watcher has seen both.
 	eventually(t, 2*time.Second, "the watcher sees groupd join and say hello", func() bool {
 		for _, j := range w.joined() {
@@ -399,13 +407,6 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	ls, code := d.run("ls")
 	if code != 0 || !strings.Contains(ls, "joined") || !strings.Contains(ls, corotest.NodeName) || !strings.Contains(ls, fmt.Sprint(pid)) {
 		t.Errorf("group_tool ls (exit %d) does not show us joined:\n%s", code, ls)
-	}
-	cpgtool, err := corotest.Tool("corosync-cpgtool")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(cpgtool, group) || !strings.Contains(cpgtool, fmt.Sprint(pid)) {
-		t.Errorf("corosync-cpgtool does not show groupd pid %d in %q:\n%s", pid, group, cpgtool)
 	}
 	if !strings.Contains(d.log.String(), "cannot be run") {
 		t.Errorf("no warning about the missing fence command in the log")
@@ -440,6 +441,47 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	}
 	if _, err := os.Stat(d.socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("query socket still there after exit: %v", err)
+	}
+}
+
+// cpgListsPid reports whether corosync-cpgtool's output shows pid in
+// group. The tool prints a line with the group name, then one line per
+// member, indented, starting with the pid.
+func cpgListsPid(out, group string, pid int) bool {
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") {
+			in = f[0] == group
+			continue
+		}
+		if in && f[0] == fmt.Sprint(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// SIGHUP (a session ending) is a clean leave like SIGTERM, not a death that
+// gets the node killed by its peers.
+func TestSighupLeavesCleanly(t *testing.T) {
+	corotest.Start(t)
+	notifyEnv, notified := notifySocket(t)
+	group := corotest.GroupName(t)
+	w := watchGroup(t, group)
+	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}, args: []string{"--group", group}})
+	pid := d.cmd.Process.Pid
+	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	if code := d.wait(10 * time.Second); code != 0 {
+		t.Errorf("groupd exit status after SIGHUP = %d, want 0", code)
+	}
+	eventually(t, 5*time.Second, "the watcher sees groupd leave", func() bool { _, ok := w.left(pid); return ok })
+	if r, _ := w.left(pid); r != cpg.ReasonLeave {
+		t.Errorf("the other member saw groupd go with reason %s after SIGHUP, want leave", r)
 	}
 }
 
@@ -580,8 +622,25 @@ func TestCorosyncGoneExitsQuickly(t *testing.T) {
 	notifyEnv, notified := notifySocket(t)
 	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}})
 	eventually(t, 10*time.Second, "groupd is ready", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	if st, err := d.status(); err != nil || !st.Joined {
+		t.Fatalf("before the kill: status %+v, %v; want joined", st, err)
+	}
 	node.Kill()
 	gone := time.Now()
+	// From the kill until the daemon is gone, the tool must never be
+	// answered with a membership: only errors.
+	polls := 0
+	for d.running() && time.Since(gone) < 5*time.Second {
+		out, code := d.run("status", "--json")
+		polls++
+		if code == 0 {
+			var st toolStatus
+			json.Unmarshal([]byte(out), &st)
+			if st.Joined || len(st.Members) > 0 || st.Phase == "joined" {
+				t.Errorf("%s after corosync died, status still reports a membership: %s", time.Since(gone), out)
+			}
+		}
+	}
 	code := d.wait(5 * time.Second)
 	if took := time.Since(gone); took > time.Second {
 		t.Errorf("groupd exited %s after corosync died, want within a second", took)
@@ -592,9 +651,10 @@ func TestCorosyncGoneExitsQuickly(t *testing.T) {
 	if !strings.Contains(d.log.String(), "lost corosync") {
 		t.Errorf("no clear log line about losing corosync")
 	}
-	if out, code := d.run("bypass", "1"); code != 2 {
-		t.Errorf("bypass after the daemon died: exit %d, want 2 (could not tell): %s", code, out)
+	if _, err := os.Stat(d.socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("query socket still there after the daemon exited: %v", err)
 	}
+	t.Logf("%d status polls between the kill and the exit", polls)
 }
 
 // Policy stay: the daemon keeps running and answering, our node stays in
@@ -610,6 +670,16 @@ func TestResidualStayPolicy(t *testing.T) {
 		env:   []string{notifyEnv},
 	})
 	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	// systemctl status must say that ready does not mean joined here.
+	ready := ""
+	for _, m := range notified() {
+		if strings.HasPrefix(m, "READY=1") {
+			ready = m
+		}
+	}
+	if !strings.Contains(ready, "\nSTATUS=") || !strings.Contains(ready, "stays OUT of the groupd group") {
+		t.Errorf("READY=1 under policy stay comes with %q; want a STATUS saying we stay out of the group", ready)
+	}
 	st, err := d.status()
 	if err != nil {
 		t.Fatal(err)
@@ -674,11 +744,16 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	if !d.running() {
 		t.Fatalf("groupd exited on the first signal while fencing itself (status %d)", d.wait(time.Second))
 	}
+	// The operator is told that a second signal abandons the fence, not
+	// that it shuts down cleanly.
+	if log := d.log.String(); !strings.Contains(log, "send it again to abandon the fence") || strings.Contains(log, "shutting down cleanly") {
+		t.Errorf("the first signal during the self-fence is not logged as such")
+	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d.wait(2 * time.Second); code != exitFailed {
 		t.Errorf("exit status %d after the second signal, want %d", code, exitFailed)
 	}
-	if !strings.Contains(d.log.String(), "again: exiting at once") {
-		t.Errorf("no log line for the forced exit")
+	if !strings.Contains(d.log.String(), "again: abandoning the self-fence") {
+		t.Errorf("no log line for the abandoned fence")
 	}
 }

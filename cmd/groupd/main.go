@@ -3,15 +3,36 @@
 // At startup it connects to corosync, checks the node for dlm/gfs kernel
 // state left behind by a cluster stack that went away, applies the residual
 // policy if it finds any, and otherwise joins the groupd process group and
-// announces itself. Only then does it tell systemd it is ready. While it
-// runs it tracks the group's members and the recovery sets of failed nodes
-// and answers group_tool on a unix socket.
+// announces itself. Only then does it tell systemd it is ready (READY=1).
+// While it runs it tracks the group's members and the recovery sets of
+// failed nodes and answers group_tool on a unix socket.
 //
-// Exit status: 0 after a clean shutdown (SIGTERM or SIGINT) or --help;
-// 1 when startup failed, corosync went away, or a second signal forced the
-// exit; 2 for bad options; 3 when residual state was found (policies fence
-// and kick) or sysfs could not be read for the check, which restarting
-// cannot fix (the unit file's RestartPreventExitStatus).
+// The one exception to "ready means joined" is --residual-policy stay: with
+// residual state found, groupd stays a cluster member for quorum but never
+// joins the group, so other nodes fence the node. It still reports READY=1,
+// with a STATUS= line saying it stays out, because otherwise systemd would
+// time the start out and restart it; it logs loudly that it stays out.
+//
+// The hello that announces us is retried a few times with back-off; if it
+// still cannot be sent, groupd leaves the group and exits 1 without
+// reporting ready.
+//
+// Startup can take --quorum-wait plus the join and the hello, or, with
+// residual state, the self-fence command, bounded by --fence-timeout
+// (default 5m). The unit file's TimeoutStartSec covers the defaults; groupd
+// also asks systemd for more time (EXTEND_TIMEOUT_USEC) before each long
+// wait, so larger values work under systemd 236 and later.
+//
+// SIGTERM, SIGINT and SIGHUP (a terminal or ssh session ending) all leave
+// the group cleanly, so other nodes see reason leave and do not fence us. A
+// second signal forces the exit; during a self-fence the first one is
+// ignored and the second abandons the fence command.
+//
+// Exit status: 0 after a clean shutdown or --help; 1 when startup failed,
+// the hello could not be sent, corosync went away, or a second signal
+// forced the exit; 2 for bad options; 3 when residual state was found
+// (policies fence and kick) or sysfs could not be read for the check, which
+// restarting cannot fix (the unit file's RestartPreventExitStatus).
 package main
 
 import (
@@ -45,8 +66,13 @@ const (
 	// helloTimeout bounds one hello multicast, so a corosync in flow
 	// control cannot hold up the kills queued behind it.
 	helloTimeout = 10 * time.Second
-	// fenceTimeout bounds the self-fence command.
-	fenceTimeout = 5 * time.Minute
+	// Our first hello, which readiness waits for, is tried helloAttempts
+	// times, helloBackoff apart at first and doubling.
+	helloAttempts = 4
+	helloBackoff  = 500 * time.Millisecond
+	// readyWait bounds the wait from the join to the first hello sent: the
+	// attempts above and the join confchg that triggers them.
+	readyWait = helloAttempts*helloTimeout + 15*helloBackoff + 10*time.Second
 	// stayReminder is how often a node that stays out says so again.
 	stayReminder = 10 * time.Minute
 )
@@ -83,14 +109,24 @@ func run(args []string, stderr io.Writer) int {
 	// process at once, whatever it is waiting for.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// SIGHUP is there because a session that ends (ssh, a terminal) sends
+	// it: dying on it without a leave would get the node killed by peers.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		s := <-sigs
-		log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
+		if d.fencing.Load() {
+			log.Warnf("received %s while %s is fencing itself: the self-fence command runs to the end; send it again to abandon the fence and exit at once", s, d.who())
+		} else {
+			log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
+		}
 		cancel()
 		s = <-sigs
-		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
+		if d.fencing.Load() {
+			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for, so other nodes must make sure %s is fenced", s, d.who(), d.who())
+		} else {
+			log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
+		}
 		os.Exit(exitFailed)
 	}()
 	return d.run(ctx)
@@ -110,6 +146,8 @@ type daemon struct {
 	// selfKilled: we asked corosync to remove our own node, so its going
 	// away is expected.
 	selfKilled atomic.Bool
+	// fencing: the self-fence is under way; read by the signal handler.
+	fencing atomic.Bool
 }
 
 // who formats our node for log lines.
@@ -162,7 +200,7 @@ func (d *daemon) run(ctx context.Context) int {
 	// (hellos, kills); ended last, on the way out.
 	effects, endEffects := context.WithCancel(context.Background())
 	defer endEffects()
-	hello := &helloSender{h: h, ctx: effects, sent: make(chan struct{})}
+	hello := newHelloSender(effects, h, log)
 	gd, err := groupd.NewDaemon(groupd.Config{
 		OurNodeID:        d.ourID,
 		OurPID:           d.pid,
@@ -256,6 +294,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 
 	// 3. Join, once the cluster is quorate or the wait is over.
+	d.extendStart(o.quorumWait + leaveTimeout + readyWait)
 	if code, ok := d.awaitQuorum(ctx, ad, lostCh); !ok {
 		return code
 	}
@@ -269,6 +308,11 @@ func (d *daemon) run(ctx context.Context) int {
 		log.Errorf("cannot join the process group %q: %v; groupd did not start", o.group, err)
 		return exitFailed
 	}
+	// code is the exit status after the leave: 0, unless we leave because
+	// we could not announce ourselves.
+	code := 0
+	notReady := time.NewTimer(readyWait)
+	defer notReady.Stop()
 	select {
 	case <-hello.sent:
 		d.notify(fmt.Sprintf("READY=1\nSTATUS=%s is in the %s group", d.who(), o.group))
@@ -278,6 +322,14 @@ func (d *daemon) run(ctx context.Context) int {
 		case <-lostCh:
 			return exitFailed
 		}
+	case <-hello.failed:
+		// Staying in the group unannounced would make every node fence
+		// this one at its next failure; leaving cleanly does not.
+		log.Errorf("could not send our hello to the %q group after %d attempts: %v; %s leaves the group and groupd exits without reporting ready", o.group, helloAttempts, hello.err, d.who())
+		code = exitFailed
+	case <-notReady.C:
+		log.Errorf("%s joined the %q group but could not announce itself within %s; it leaves the group and groupd exits without reporting ready", d.who(), o.group, readyWait)
+		code = exitFailed
 	case <-ctx.Done():
 	case <-lostCh:
 		return exitFailed
@@ -306,7 +358,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	srv.Close()
 	log.Infof("%s pid %d left the %q group cleanly; groupd exits", d.who(), d.pid, o.group)
-	return 0
+	return code
 }
 
 // awaitQuorum waits, up to --quorum-wait, for the cluster to be quorate
@@ -353,7 +405,10 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 		ad.setPhase(ctx, groupd.PhaseStayingOut)
 		stay := fmt.Sprintf("%s stays a cluster member for quorum but will NEVER join the groupd group: other nodes must fence it; reboot it to clear the residual state", d.who())
 		log.Errorf("%s", stay)
-		d.notify("READY=1\nSTATUS=residual dlm/gfs state: staying out of the groupd group")
+		// Without READY=1 systemd would time the start out and restart
+		// us, pulling the node through the check again and again.
+		log.Warnf("telling systemd groupd is ready although %s is NOT in the groupd group (residual policy stay); see STATUS in systemctl status groupd", d.who())
+		d.notify(fmt.Sprintf("READY=1\nSTATUS=residual dlm/gfs state: %s stays OUT of the groupd group (policy stay); other nodes must fence it", d.who()))
 		tick := time.NewTicker(stayReminder)
 		defer tick.Stop()
 		for {
@@ -375,8 +430,11 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	}
 	// The fence command runs to the end even after a first signal: a node
 	// half way through fencing itself is worse than one that finished.
-	fctx, cancel := context.WithTimeout(context.Background(), fenceTimeout)
+	fctx, cancel := context.WithTimeout(context.Background(), o.fenceTimeout)
 	defer cancel()
+	d.extendStart(o.fenceTimeout + time.Minute)
+	d.fencing.Store(true)
+	defer d.fencing.Store(false)
 	d.selfKilled.Store(true)
 	log.Warnf("removing %s from the cluster (corosync kill of our own node)", d.who())
 	out := selffence.Execute(fctx, o.policy, cl, tmpl, d.ourName, d.ourID)
@@ -408,6 +466,13 @@ func (d *daemon) notify(state string) {
 	}
 }
 
+// extendStart asks systemd for at least d more time to start, before a wait
+// that may be longer than TimeoutStartSec allows (systemd 236 and later;
+// older ones ignore it).
+func (d *daemon) extendStart(wait time.Duration) {
+	d.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", wait.Microseconds()))
+}
+
 func quoteArgv(argv []string) string { return fmt.Sprintf("%q", argv) }
 
 func quorateWord(q bool) string {
@@ -417,21 +482,75 @@ func quorateWord(q bool) string {
 	return "not quorate"
 }
 
+// multicaster is the part of *cpg.Handle the hello needs.
+type multicaster interface {
+	Multicast(ctx context.Context, g cpg.Guarantee, bufs ...[]byte) error
+}
+
 // helloSender multicasts our hello and notes the first one that got out,
-// which is when the daemon is ready.
+// which is when the daemon is ready. Until then a failed hello is tried
+// again, with back-off; if the first one cannot be sent at all, failed is
+// closed and err says why. SendHello is called from one goroutine at a
+// time (the daemon's effect queue).
 type helloSender struct {
-	h    *cpg.Handle
-	ctx  context.Context
-	once sync.Once
-	sent chan struct{}
+	m        multicaster
+	ctx      context.Context
+	log      *logrus.Logger
+	attempts int
+	backoff  time.Duration
+	timeout  time.Duration
+
+	sent     chan struct{}
+	sentOnce sync.Once
+	isSent   atomic.Bool
+	failed   chan struct{}
+	failOnce sync.Once
+	err      error // why the first hello failed; read after failed is closed
+}
+
+func newHelloSender(ctx context.Context, m multicaster, log *logrus.Logger) *helloSender {
+	return &helloSender{
+		m: m, ctx: ctx, log: log,
+		attempts: helloAttempts, backoff: helloBackoff, timeout: helloTimeout,
+		sent: make(chan struct{}), failed: make(chan struct{}),
+	}
 }
 
 func (s *helloSender) SendHello(data []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, helloTimeout)
-	defer cancel()
-	if err := s.h.Multicast(ctx, cpg.Agreed, data); err != nil {
-		return err
+	attempts := s.attempts
+	if s.isSent.Load() {
+		// Later hellos go to nodes that joined after us; a kill queued
+		// behind one must not wait for retries.
+		attempts = 1
 	}
-	s.once.Do(func() { close(s.sent) })
-	return nil
+	delay := s.backoff
+	var err error
+	for i := 1; ; i++ {
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		err = s.m.Multicast(ctx, cpg.Agreed, data)
+		cancel()
+		if err == nil {
+			s.isSent.Store(true)
+			s.sentOnce.Do(func() { close(s.sent) })
+			return nil
+		}
+		if i >= attempts || s.ctx.Err() != nil {
+			break
+		}
+		s.log.Warnf("could not send our hello to the groupd group (attempt %d of %d): %v; trying again in %s", i, attempts, err, delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+		}
+		delay *= 2
+	}
+	if !s.isSent.Load() {
+		s.failOnce.Do(func() {
+			s.err = err
+			close(s.failed)
+		})
+	}
+	return err
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/groupd-go/groupd/cpg"
+)
+
+// flakyCast fails its first fails calls.
+type flakyCast struct {
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (f *flakyCast) Multicast(ctx context.Context, _ cpg.Guarantee, _ ...[]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.calls <= f.fails {
+		return cpg.ErrTryAgain
+	}
+	return nil
+}
+
+func testHello(m multicaster) *helloSender {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := newHelloSender(context.Background(), m, log)
+	s.backoff, s.timeout = time.Millisecond, time.Second
+	return s
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// A first hello that fails is tried again; readiness follows the one that
+// gets out.
+func TestHelloRetriesUntilSent(t *testing.T) {
+	f := &flakyCast{fails: helloAttempts - 1}
+	s := testHello(f)
+	if err := s.SendHello([]byte("hi")); err != nil {
+		t.Fatalf("SendHello: %v", err)
+	}
+	if f.calls != helloAttempts || !closed(s.sent) || closed(s.failed) {
+		t.Errorf("%d calls, sent %v, failed %v; want %d calls, sent", f.calls, closed(s.sent), closed(s.failed), helloAttempts)
+	}
+	// Once announced, a later hello is tried once: kills wait behind it.
+	f.mu.Lock()
+	f.fails, f.calls = 1, 0
+	f.mu.Unlock()
+	if err := s.SendHello([]byte("hi")); err == nil || f.calls != 1 || closed(s.failed) {
+		t.Errorf("later failing hello: err %v, %d calls, failed %v; want the error after 1 call, not failed", err, f.calls, closed(s.failed))
+	}
+}
+
+// A first hello that never gets out closes failed, so the daemon exits
+// instead of waiting for READY forever.
+func TestHelloGivesUp(t *testing.T) {
+	f := &flakyCast{fails: 1 << 30}
+	s := testHello(f)
+	if err := s.SendHello([]byte("hi")); err == nil {
+		t.Fatal("SendHello succeeded")
+	}
+	if f.calls != helloAttempts || !closed(s.failed) || closed(s.sent) || !errors.Is(s.err, cpg.ErrTryAgain) {
+		t.Errorf("%d calls, failed %v, sent %v, err %v; want %d calls then failed with the last error", f.calls, closed(s.failed), closed(s.sent), s.err, helloAttempts)
+	}
+}
+
+// Shutdown during the back-off ends the retries at once.
+func TestHelloStopsOnShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &flakyCast{fails: 1 << 30}
+	s := testHello(f)
+	s.ctx, s.backoff = ctx, time.Hour
+	done := make(chan error, 1)
+	go func() { done <- s.SendHello([]byte("hi")) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("SendHello succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SendHello still backing off after shutdown")
+	}
+}
