@@ -95,7 +95,10 @@ type Handle struct {
 	// corosync delivered something, which is when its queues drain.
 	progress notifier
 
-	// Owned by the dispatch goroutine.
+	// dispatchMu is held around cpg_dispatch, by the dispatch goroutine or
+	// by a multicast delivering what is ready (see Multicast), and guards
+	// what the callbacks write.
+	dispatchMu sync.Mutex
 	dispatched uint64 // events collected so far
 	batch      []Event
 	lastGroup  string
@@ -185,28 +188,40 @@ func (h *Handle) dispatchLoop() {
 			}
 			return
 		}
+		h.dispatchMu.Lock()
 		before := h.dispatched
-		// CS_DISPATCH_ALL runs the callbacks for everything already
-		// received; they hand events on in batches (see flush).
-		err := cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ALL)))
-		if h.panicked != nil {
-			err = h.panicked
-		}
-		if err != nil && !errors.Is(err, cs.ErrTryAgain) {
+		err := h.dispatchReady()
+		idle := h.dispatched == before
+		if err != nil {
 			h.terminate(fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err))
+			h.dispatchMu.Unlock()
 			return
 		}
-		if h.dispatched == before {
+		h.dispatchMu.Unlock()
+		if idle {
 			// Woken with nothing to deliver: either a fragment of a
 			// larger message, or corosync hung up.
 			if hungUp(int(fd)) {
 				h.terminate(fmt.Errorf("cpg dispatch: corosync closed the connection: %w", cs.ErrLibrary))
 				return
 			}
-			continue
 		}
-		h.flush()
 	}
+}
+
+// dispatchReady runs the callbacks for everything already received
+// (CS_DISPATCH_ALL); they hand events on in batches, and the last batch is
+// flushed here. Called with dispatchMu held.
+func (h *Handle) dispatchReady() error {
+	err := cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ALL)))
+	if h.panicked != nil {
+		err = h.panicked
+	}
+	if errors.Is(err, cs.ErrTryAgain) {
+		err = nil
+	}
+	h.flush()
+	return err
 }
 
 // flush hands the collected events to the consumer's queue, and wakes
@@ -263,8 +278,12 @@ func (h *Handle) Close() error {
 		h.closed.Store(true)
 		h.waiter.Close()
 		<-h.readerDone
+		// A multicast may be dispatching; once it is done, none will
+		// start (they check closed under dispatchMu).
+		h.dispatchMu.Lock()
 		close(h.stop)
 		<-h.pumpDone
+		h.dispatchMu.Unlock()
 		h.progress.notify() // multicasts waiting to retry see the close now
 		select {
 		case h.paceWake <- struct{}{}:
@@ -468,6 +487,15 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 		return fmt.Errorf("cpg multicast: %w", err)
 	}
 	h.sent += uint64(total)
+	// Deliver what is ready now, as a single-threaded C client does
+	// between two sends, unless the dispatch goroutine is at it: this
+	// saves it a wake-up, and keeps corosync's queue to us short.
+	if h.dispatchMu.TryLock() {
+		if h.Err() == nil && !h.closed.Load() {
+			h.dispatchReady() // a lost connection is the dispatch goroutine's to report
+		}
+		h.dispatchMu.Unlock()
+	}
 	return nil
 }
 
