@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/groupd-go/groupd/internal/testbin"
 )
 
 const (
@@ -91,7 +92,7 @@ func TestScanUnreadable(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := copyTestBinary(t, dir)
+	bin := testbin.CopyTo(t, dir, "residual.test")
 
 	tests := []struct {
 		name    string
@@ -145,31 +146,4 @@ func TestScanUnreadable(t *testing.T) {
 			}
 		})
 	}
-}
-
-// copyTestBinary copies the test binary into dir, where any user can run
-// it (go test's build directory is private to root).
-func copyTestBinary(t *testing.T, dir string) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "residual.test")
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
