@@ -55,18 +55,50 @@ func cBenchBinary(b *testing.B) string {
 }
 
 // BenchmarkThroughput multicasts b.N messages to a group of one and
-// receives them all back, with this binding ("go") and with the same loop
-// in C ("c"), against the same corosync. "go" releases each message's
-// buffer for reuse (Message.Release); "go-gc" leaves it to the garbage
-// collector. All report ns/msg, measured from the first send to the last
-// delivery; scripts/bench-cpg prints the ratios. allocs/op of the Go
-// variants is allocations per delivered message.
+// receives them all back, with this binding and with the same loop in C,
+// against the same corosync:
+//
+//	go      this binding; the consumer hands each message's buffer back
+//	        for reuse (Message.Release), as a busy consumer would
+//	go-gc   this binding; buffers are left to the garbage collector
+//	c       C; the callback reads each message in libcpg's buffer
+//	c-copy  C; the callback copies each message into a buffer of its own,
+//	        as the binding must (Go code may not keep C's memory)
+//
+// All report ns/msg, measured from the first send to the last delivery;
+// scripts/bench-cpg prints the ratios. allocs/op of the Go variants is
+// allocations per delivered message.
+//
+// Before each size, a short C run at that size warms corosync up (its
+// allocator grows for larger messages, and the first run after a start
+// is slower). CPGBENCH_ROUND=N rotates the order of the variants by N, so
+// that over several rounds each variant runs in each position.
 func BenchmarkThroughput(b *testing.B) {
 	corotest.Start(b)
+	variants := []struct {
+		name string
+		run  func(b *testing.B, size int)
+	}{
+		{"go", func(b *testing.B, size int) { benchGo(b, size, true) }},
+		{"go-gc", func(b *testing.B, size int) { benchGo(b, size, false) }},
+		{"c", func(b *testing.B, size int) { benchC(b, size, false) }},
+		{"c-copy", func(b *testing.B, size int) { benchC(b, size, true) }},
+	}
+	round, _ := strconv.Atoi(os.Getenv("CPGBENCH_ROUND"))
 	for _, size := range benchSizes {
-		b.Run(sizeName(size)+"/go", func(b *testing.B) { benchGo(b, size, true) })
-		b.Run(sizeName(size)+"/go-gc", func(b *testing.B) { benchGo(b, size, false) })
-		b.Run(sizeName(size)+"/c", func(b *testing.B) { benchC(b, size) })
+		warmUp(b, size)
+		for i := range variants {
+			v := variants[(i+round)%len(variants)]
+			b.Run(sizeName(size)+"/"+v.name, func(b *testing.B) { v.run(b, size) })
+		}
+	}
+}
+
+// warmUp runs the C loop for about 256 MiB, or 20,000 messages, of size.
+func warmUp(b *testing.B, size int) {
+	n := min(20000, (256<<20)/size)
+	if _, err := runC(b, size, n, false); err != nil {
+		b.Fatalf("warm-up: %v", err)
 	}
 }
 
@@ -120,20 +152,36 @@ func benchGo(b *testing.B, size int, release bool) {
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/msg")
 }
 
-func benchC(b *testing.B, size int) {
-	bin := cBenchBinary(b)
+func benchC(b *testing.B, size int, keep bool) {
 	b.SetBytes(int64(size))
-	cmd := exec.Command(bin, corotest.GroupName(b), strconv.Itoa(size), strconv.Itoa(b.N))
+	ns, err := runC(b, size, b.N, keep)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(ns)/float64(b.N), "ns/msg")
+}
+
+// runC runs testdata/cpgbench.c for n messages of size bytes, in a group
+// of its own, and returns the nanoseconds it took.
+func runC(b *testing.B, size, n int, keep bool) (int64, error) {
+	args := []string{corotest.GroupName(b), strconv.Itoa(size), strconv.Itoa(n)}
+	if keep {
+		args = append(args, "copy")
+	}
+	cmd := exec.Command(cBenchBinary(b), args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr // libcpg prints there while it waits out flow control
 	out, err := cmd.Output()
 	if err != nil {
-		b.Fatalf("%v: %s", err, stderr.String())
+		return 0, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	var ns int64
 	var sum uint64
 	if _, err := fmt.Sscanf(string(out), "ns %d checksum %d", &ns, &sum); err != nil {
-		b.Fatalf("cpgbench said %q", out)
+		return 0, fmt.Errorf("cpgbench said %q", out)
 	}
-	b.ReportMetric(float64(ns)/float64(b.N), "ns/msg")
+	if want := uint64(n) * 'x'; sum != want {
+		return 0, fmt.Errorf("cpgbench checksum %d, want %d: messages lost or damaged", sum, want)
+	}
+	return ns, nil
 }

@@ -1,7 +1,13 @@
 /* The C side of BenchmarkThroughput: join a group alone, multicast COUNT
  * messages of SIZE bytes to it and dispatch until all of them came back,
  * the way a plain single-threaded libcpg program does it. Prints the time
- * from the first send to the last delivery. */
+ * from the first send to the last delivery.
+ *
+ * With "copy" as a fourth argument, the callback also copies each message
+ * out of libcpg's buffer into one of KEPT buffers of its own, used in
+ * turn: what a C program does when it hands messages on beyond the
+ * callback, and what the Go binding always does (Go code may not keep
+ * C's memory). */
 #include <corosync/cpg.h>
 #include <poll.h>
 #include <stdio.h>
@@ -12,12 +18,21 @@
 static unsigned long received;
 static unsigned long checksum;
 
+#define KEPT 16
+static char *kept[KEPT];
+
 static void deliver(cpg_handle_t handle, const struct cpg_name *group,
 		    uint32_t nodeid, uint32_t pid, void *msg, size_t len)
 {
+	unsigned char *data = msg;
+
+	if (kept[0]) {
+		data = (unsigned char *)kept[received % KEPT];
+		memcpy(data, msg, len);
+	}
 	received++;
 	if (len)
-		checksum += ((unsigned char *)msg)[len - 1];
+		checksum += data[len - 1];
 }
 
 static void confchg(cpg_handle_t handle, const struct cpg_name *group,
@@ -54,12 +69,23 @@ int main(int argc, char **argv)
 	long long start;
 	int fd;
 
-	if (argc != 4 || strlen(argv[1]) > CPG_MAX_NAME_LENGTH) {
-		fprintf(stderr, "usage: cpgbench GROUP SIZE COUNT\n");
+	if (argc < 4 || argc > 5 || strlen(argv[1]) > CPG_MAX_NAME_LENGTH ||
+	    (argc == 5 && strcmp(argv[4], "copy") != 0)) {
+		fprintf(stderr, "usage: cpgbench GROUP SIZE COUNT [copy]\n");
 		return 2;
 	}
 	size = strtoul(argv[2], NULL, 10);
 	count = strtoul(argv[3], NULL, 10);
+	if (argc == 5) {
+		for (int i = 0; i < KEPT; i++) {
+			kept[i] = malloc(size ? size : 1);
+			if (!kept[i]) {
+				fprintf(stderr, "cpgbench: out of memory\n");
+				return 1;
+			}
+			memset(kept[i], 0, size);
+		}
+	}
 	if (cpg_initialize(&handle, &callbacks) != CS_OK ||
 	    cpg_fd_get(handle, &fd) != CS_OK) {
 		fprintf(stderr, "cpgbench: cannot connect to corosync\n");
