@@ -81,6 +81,8 @@ type Handle struct {
 	// Pacing (see Multicast): bytes this handle has multicast, and bytes
 	// of its own messages delivered back to it.
 	sent       uint64
+	paceWaits  uint64 // times pace waited, and how many of those waits
+	paceGaveUp uint64 // ended on paceTimeout rather than returned messages
 	paceTimer  *time.Timer
 	returned   atomic.Uint64
 	paceTarget atomic.Uint64 // returned value a waiting multicast wants; 0: none
@@ -225,13 +227,14 @@ func (h *Handle) dispatchReady() error {
 }
 
 // flush hands the collected events to the consumer's queue, and wakes
-// multicasts waiting for corosync to move.
+// multicasts waiting for corosync to move or for their own messages.
 func (h *Handle) flush() {
 	if len(h.batch) > 0 {
 		h.q.push(h.batch, false)
 		clear(h.batch)
 		h.batch = h.batch[:0]
 	}
+	h.wakePacer()
 	h.progress.notify()
 }
 
@@ -528,6 +531,7 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 		allowed = inFlightLimit / 2
 	}
 	target := h.sent - allowed // mustWait: more than allowed is in flight
+	h.paceWaits++
 	if h.paceTimer == nil {
 		h.paceTimer = time.NewTimer(paceTimeout)
 	} else {
@@ -548,6 +552,7 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 		case <-h.paceTimer.C:
 			// Accounting is off (messages lost in a membership
 			// change): give up on what is in flight.
+			h.paceGaveUp++
 			h.sent = h.returned.Load()
 			h.paceTarget.Store(0)
 			return nil
@@ -561,10 +566,18 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 }
 
 // ownReturned counts n bytes of this handle's own messages delivered back
-// to it, and wakes a multicast waiting for them. Dispatch goroutine only.
+// to it. Called by the deliver callback, with dispatchMu held; flush wakes
+// a multicast waiting for them.
 func (h *Handle) ownReturned(n uint64) {
-	r := h.returned.Add(n)
-	if t := h.paceTarget.Load(); t != 0 && r >= t {
+	h.returned.Add(n)
+}
+
+// wakePacer wakes a multicast waiting in pace once enough of its own
+// messages came back. Called by flush, after cpg_dispatch has returned:
+// a goroutine readied from inside a C call may have to wait until the Go
+// runtime takes the processor back from that call.
+func (h *Handle) wakePacer() {
+	if t := h.paceTarget.Load(); t != 0 && h.returned.Load() >= t {
 		h.paceTarget.Store(0)
 		select {
 		case h.paceWake <- struct{}{}:
@@ -575,9 +588,22 @@ func (h *Handle) ownReturned(n uint64) {
 
 // mustWait reports whether sending size more bytes would take the handle's
 // own messages in flight over the limit. One message always may go.
+// Under sendMu.
 func (h *Handle) mustWait(size int) bool {
-	inFlight := h.sent - h.returned.Load()
+	inFlight := h.inFlight()
 	return inFlight > 0 && inFlight+uint64(size) > inFlightLimit && h.Err() == nil
+}
+
+// inFlight returns how many bytes of the handle's own messages are on
+// their way back to it. Messages written off (by pace's timeout, or by a
+// new Join) may still come back; they then raise sent to match instead of
+// making the count go below zero. Under sendMu.
+func (h *Handle) inFlight() uint64 {
+	r := h.returned.Load()
+	if r > h.sent {
+		h.sent = r
+	}
+	return h.sent - r
 }
 
 const paceTimeout = 50 * time.Millisecond

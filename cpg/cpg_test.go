@@ -617,3 +617,54 @@ func TestCloseWhileDelivering(t *testing.T) {
 		t.Fatalf("MembershipGet after Close: %v", err)
 	}
 }
+
+// A sender that runs ahead of its deliveries is held to InFlightLimit bytes
+// of its own messages in flight, and the messages coming back, not the
+// pacing timeout, let it go on.
+func TestPacing(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	const size, n = 512 << 10, 192 // 96 MiB: 24 windows
+	got := make(chan int, 1)
+	go func() {
+		seen := 0
+		for ev := range h.Events() {
+			if m, ok := ev.(*cpg.Message); ok {
+				m.Release()
+				if seen++; seen == n {
+					break
+				}
+			}
+		}
+		got <- seen
+	}()
+	buf := make([]byte, size)
+	maxInFlight := uint64(0)
+	for i := 0; i < n; i++ {
+		if err := h.Multicast(ctx, cpg.Agreed, buf); err != nil {
+			t.Fatal(err)
+		}
+		_, _, inFlight := cpg.PaceStats(h)
+		maxInFlight = max(maxInFlight, inFlight)
+	}
+	select {
+	case seen := <-got:
+		if seen != n {
+			t.Fatalf("%d of %d messages came back", seen, n)
+		}
+	case <-ctx.Done():
+		t.Fatal("messages did not come back")
+	}
+	waits, gaveUp, _ := cpg.PaceStats(h)
+	t.Logf("pace waits %d, ended by timeout %d, most in flight %d KiB", waits, gaveUp, maxInFlight>>10)
+	if maxInFlight > cpg.InFlightLimit {
+		t.Errorf("%d bytes of our own messages were in flight, more than the limit of %d", maxInFlight, cpg.InFlightLimit)
+	}
+	if waits == 0 || gaveUp > waits/2 {
+		t.Errorf("multicast waited %d times, %d of them ended by the timeout: returned messages should end most waits", waits, gaveUp)
+	}
+}

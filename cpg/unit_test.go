@@ -107,3 +107,68 @@ func TestBufferRecycling(t *testing.T) {
 		}
 	}
 }
+
+// Pacing: a multicast waits while its own messages in flight would go over
+// the limit, is let go as they come back, gives up on them after
+// paceTimeout, and messages it gave up on that come back after all do not
+// upset the count.
+func TestPaceAccounting(t *testing.T) {
+	h := &Handle{paceWake: make(chan struct{}, 1)}
+	ctx := context.Background()
+	const msg = 1 << 20
+	h.sent = inFlightLimit // four 1 MiB messages on their way
+	if !h.mustWait(msg) {
+		t.Fatal("a fifth 1 MiB message would not wait")
+	}
+	go func() {
+		// The dispatcher: two messages come back; that is enough.
+		for h.paceTarget.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		h.dispatchMu.Lock()
+		h.ownReturned(2 * msg)
+		h.wakePacer()
+		h.dispatchMu.Unlock()
+	}()
+	start := time.Now()
+	if err := h.pace(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited >= paceTimeout {
+		t.Fatalf("pace was not woken by the returned messages: waited %v", waited)
+	}
+	if got := h.inFlight(); got != 2*msg || h.paceGaveUp != 0 {
+		t.Fatalf("in flight %d, gave up %d times", got, h.paceGaveUp)
+	}
+
+	// Nothing comes back: pace gives up after paceTimeout and writes
+	// what is in flight off.
+	h.sent += 3 * msg
+	start = time.Now()
+	if err := h.pace(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < paceTimeout {
+		t.Fatalf("pace gave up after %v, before paceTimeout", waited)
+	}
+	if got := h.inFlight(); got != 0 || h.paceGaveUp != 1 || h.paceWaits != 2 {
+		t.Fatalf("after giving up: in flight %d, gave up %d of %d", got, h.paceGaveUp, h.paceWaits)
+	}
+	// The written-off messages come back after all.
+	h.ownReturned(5 * msg)
+	if got := h.inFlight(); got != 0 || h.mustWait(msg) {
+		t.Fatalf("late messages: in flight %d", got)
+	}
+	h.sent += msg
+	if got := h.inFlight(); got != msg {
+		t.Fatalf("one message sent after the late ones: in flight %d", got)
+	}
+
+	// A cancelled context ends the wait.
+	h.sent += inFlightLimit
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.pace(cctx, msg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("pace with a cancelled context: %v", err)
+	}
+}

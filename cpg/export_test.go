@@ -1,0 +1,13 @@
+package cpg
+
+// PaceStats returns how many times h's multicasts waited for their own
+// messages to come back, how many of those waits ended on the pacing
+// timeout instead, and how many bytes of its own messages are in flight.
+func PaceStats(h *Handle) (waits, gaveUp, inFlight uint64) {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	return h.paceWaits, h.paceGaveUp, h.inFlight()
+}
+
+// InFlightLimit is inFlightLimit, for tests.
+const InFlightLimit = inFlightLimit
