@@ -101,7 +101,7 @@ func TestBufferRecycling(t *testing.T) {
 	if pooled != nil || string(small) != "abc" {
 		t.Fatalf("small copy %q pooled %v", small, pooled != nil)
 	}
-	for n, want := range map[int]int{16 << 10: 0, 16<<10 + 1: 1, 1 << 20: 6, 64 << 20: 12, 64<<20 + 1: -1, 100: -1} {
+	for n, want := range map[int]int{1 << 10: 0, 1<<10 + 1: 1, 16 << 10: 4, 1 << 20: 10, 64 << 20: 16, 64<<20 + 1: -1, 1023: -1, 100: -1} {
 		if got := poolClass(n); got != want {
 			t.Errorf("poolClass(%d) = %d, want %d", n, got, want)
 		}
