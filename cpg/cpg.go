@@ -82,7 +82,7 @@ type Handle struct {
 	// of its own messages delivered back to it.
 	sent       uint64
 	paceWaits  uint64 // times pace waited, and how many of those waits
-	paceGaveUp uint64 // ended on paceTimeout rather than returned messages
+	paceGaveUp uint64 // ended on paceStall rather than returned messages
 	paceTimer  *time.Timer
 	returned   atomic.Uint64
 	paceTarget atomic.Uint64 // returned value a waiting multicast wants; 0: none
@@ -516,9 +516,9 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 const inFlightLimit = 4 << 20
 
 // pace waits, under sendMu, until the handle's own messages in flight are
-// below inFlightLimit. It never waits for long: if the accounting is
-// off (a message lost with a membership change), a short timeout lets the
-// send go ahead anyway.
+// below inFlightLimit. It waits only while they keep coming back: once
+// none has for paceStall, it writes off what is in flight and lets the
+// send go ahead.
 func (h *Handle) pace(ctx context.Context, size int) error {
 	if !h.mustWait(size) {
 		return nil
@@ -533,11 +533,12 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 	target := h.sent - allowed // mustWait: more than allowed is in flight
 	h.paceWaits++
 	if h.paceTimer == nil {
-		h.paceTimer = time.NewTimer(paceTimeout)
+		h.paceTimer = time.NewTimer(paceStall)
 	} else {
-		h.paceTimer.Reset(paceTimeout)
+		h.paceTimer.Reset(paceStall)
 	}
 	defer h.paceTimer.Stop()
+	last := h.returned.Load()
 	for h.returned.Load() < target && h.Err() == nil && !h.closed.Load() {
 		select {
 		case <-h.paceWake: // drop a stale wake-up
@@ -550,8 +551,12 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 		select {
 		case <-h.paceWake:
 		case <-h.paceTimer.C:
-			// Accounting is off (messages lost in a membership
-			// change): give up on what is in flight.
+			if r := h.returned.Load(); r != last {
+				last = r // coming back, if slowly
+				h.paceTimer.Reset(paceStall)
+				continue
+			}
+			// Nothing came back: give up on what is in flight.
 			h.paceGaveUp++
 			h.sent = h.returned.Load()
 			h.paceTarget.Store(0)
@@ -606,7 +611,13 @@ func (h *Handle) inFlight() uint64 {
 	return h.sent - r
 }
 
-const paceTimeout = 50 * time.Millisecond
+// paceStall is how long pace waits while none of the handle's own
+// messages comes back. Messages are lost in a membership change; and
+// corosync sometimes holds a client's last few requests until that client
+// sends again (seen here under load: the message came back within a few
+// milliseconds of the next multicast, after the sender had waited 50 ms
+// for it). Waiting longer only stalls the sender. A variable for tests.
+var paceStall = 2 * time.Millisecond
 
 func (h *Handle) multicastv(ctx context.Context, g Guarantee, bufs [][]byte) error {
 	// The iovec array lives in Go memory and points at Go buffers; cgo

@@ -109,49 +109,70 @@ func TestBufferRecycling(t *testing.T) {
 }
 
 // Pacing: a multicast waits while its own messages in flight would go over
-// the limit, is let go as they come back, gives up on them after
-// paceTimeout, and messages it gave up on that come back after all do not
-// upset the count.
+// the limit, is let go as they come back, keeps waiting while they come
+// back slowly, gives up on them once none has for paceStall, and messages
+// it gave up on that come back after all do not upset the count.
 func TestPaceAccounting(t *testing.T) {
+	defer func(d time.Duration) { paceStall = d }(paceStall)
+	paceStall = 100 * time.Millisecond
 	h := &Handle{paceWake: make(chan struct{}, 1)}
 	ctx := context.Background()
 	const msg = 1 << 20
+	// The dispatcher: once a multicast waits, n messages come back, one
+	// every interval.
+	giveBack := func(n int, size uint64, interval time.Duration) {
+		for h.paceTarget.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for i := 0; i < n; i++ {
+			time.Sleep(interval)
+			h.dispatchMu.Lock()
+			h.ownReturned(size)
+			h.wakePacer()
+			h.dispatchMu.Unlock()
+		}
+	}
+
 	h.sent = inFlightLimit // four 1 MiB messages on their way
 	if !h.mustWait(msg) {
 		t.Fatal("a fifth 1 MiB message would not wait")
 	}
-	go func() {
-		// The dispatcher: two messages come back; that is enough.
-		for h.paceTarget.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		h.dispatchMu.Lock()
-		h.ownReturned(2 * msg)
-		h.wakePacer()
-		h.dispatchMu.Unlock()
-	}()
+	go giveBack(1, 2*msg, 0) // two come back at once: enough to go on
 	start := time.Now()
 	if err := h.pace(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	if waited := time.Since(start); waited >= paceTimeout {
+	if waited := time.Since(start); waited >= paceStall {
 		t.Fatalf("pace was not woken by the returned messages: waited %v", waited)
 	}
 	if got := h.inFlight(); got != 2*msg || h.paceGaveUp != 0 {
 		t.Fatalf("in flight %d, gave up %d times", got, h.paceGaveUp)
 	}
 
-	// Nothing comes back: pace gives up after paceTimeout and writes
-	// what is in flight off.
+	// Back over the limit (5 MiB in flight); the 3 MiB that must return
+	// come back in twelve slow pieces, over longer than paceStall: pace
+	// waits for all of them.
 	h.sent += 3 * msg
+	go giveBack(12, msg/4, paceStall/5)
 	start = time.Now()
 	if err := h.pace(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	if waited := time.Since(start); waited < paceTimeout {
-		t.Fatalf("pace gave up after %v, before paceTimeout", waited)
+	if waited := time.Since(start); waited < paceStall || h.paceGaveUp != 0 || h.inFlight() != 2*msg {
+		t.Fatalf("slow returns: waited %v, gave up %d times, in flight %d", waited, h.paceGaveUp, h.inFlight())
 	}
-	if got := h.inFlight(); got != 0 || h.paceGaveUp != 1 || h.paceWaits != 2 {
+
+	// Nothing comes back: pace gives up after paceStall and writes
+	// what is in flight off.
+	h.sent += 2 * msg
+	start = time.Now()
+	if err := h.pace(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < paceStall {
+		t.Fatalf("pace gave up after %v, before paceStall", waited)
+	}
+	if got := h.inFlight(); got != 0 || h.paceGaveUp != 1 || h.paceWaits != 3 {
 		t.Fatalf("after giving up: in flight %d, gave up %d of %d", got, h.paceGaveUp, h.paceWaits)
 	}
 	// The written-off messages come back after all.
