@@ -28,30 +28,47 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-var cBench struct {
+// benchBinary is a program built once per test binary.
+type benchBinary struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// cBenchBinary compiles testdata/cpgbench.c, the same work in plain C.
-func cBenchBinary(b *testing.B) string {
-	cBench.once.Do(func() {
+var (
+	cBench   benchBinary // testdata/cpgbench.c: the loop in C
+	cgoBench benchBinary // testdata/cgoloop: the loop in Go, libcpg through cgo
+)
+
+// get builds the program with build, given the path to write it to.
+func (p *benchBinary) get(b *testing.B, name string, build func(out string) *exec.Cmd) string {
+	p.once.Do(func() {
 		dir, err := os.MkdirTemp("", "cpgbench")
 		if err != nil {
-			cBench.err = err
+			p.err = err
 			return
 		}
-		cBench.path = filepath.Join(dir, "cpgbench")
-		out, err := exec.Command("gcc", "-O2", "-o", cBench.path, "testdata/cpgbench.c", "-lcpg").CombinedOutput()
-		if err != nil {
-			cBench.err = fmt.Errorf("gcc: %v: %s", err, out)
+		p.path = filepath.Join(dir, name)
+		if out, err := build(p.path).CombinedOutput(); err != nil {
+			p.err = fmt.Errorf("building %s: %v: %s", name, err, out)
 		}
 	})
-	if cBench.err != nil {
-		b.Fatal(cBench.err)
+	if p.err != nil {
+		b.Fatal(p.err)
 	}
-	return cBench.path
+	return p.path
+}
+
+func cBenchBinary(b *testing.B) string {
+	return cBench.get(b, "cpgbench", func(out string) *exec.Cmd {
+		return exec.Command("gcc", "-O2", "-o", out, "testdata/cpgbench.c", "-lcpg")
+	})
+}
+
+func cgoBenchBinary(b *testing.B) string {
+	return cgoBench.get(b, "cgoloop", func(out string) *exec.Cmd {
+		return exec.Command("go", "build", "-o", out, "./testdata/cgoloop")
+	})
 }
 
 // BenchmarkThroughput multicasts b.N messages to a group of one and
@@ -64,6 +81,9 @@ func cBenchBinary(b *testing.B) string {
 //	c       C; the callback reads each message in libcpg's buffer
 //	c-copy  C; the callback copies each message into a buffer of its own,
 //	        as the binding must (Go code may not keep C's memory)
+//	cgo     the c loop written in Go, calling libcpg through cgo with no
+//	        binding and no copy: what any Go program pays for cgo and the
+//	        Go runtime
 //
 // All report ns/msg, measured from the first send to the last delivery;
 // scripts/bench-cpg prints the ratios. allocs/op of the Go variants is
@@ -83,6 +103,7 @@ func BenchmarkThroughput(b *testing.B) {
 		{"go-gc", func(b *testing.B, size int) { benchGo(b, size, false) }},
 		{"c", func(b *testing.B, size int) { benchC(b, size, false) }},
 		{"c-copy", func(b *testing.B, size int) { benchC(b, size, true) }},
+		{"cgo", func(b *testing.B, size int) { benchProgram(b, cgoBenchBinary(b), size, false) }},
 	}
 	round, _ := strconv.Atoi(os.Getenv("CPGBENCH_ROUND"))
 	for _, size := range benchSizes {
@@ -97,7 +118,7 @@ func BenchmarkThroughput(b *testing.B) {
 // warmUp runs the C loop for about 256 MiB, or 20,000 messages, of size.
 func warmUp(b *testing.B, size int) {
 	n := min(20000, (256<<20)/size)
-	if _, err := runC(b, size, n, false); err != nil {
+	if _, err := runProgram(b, cBenchBinary(b), size, n, false); err != nil {
 		b.Fatalf("warm-up: %v", err)
 	}
 }
@@ -153,22 +174,26 @@ func benchGo(b *testing.B, size int, release bool) {
 }
 
 func benchC(b *testing.B, size int, keep bool) {
+	benchProgram(b, cBenchBinary(b), size, keep)
+}
+
+func benchProgram(b *testing.B, bin string, size int, keep bool) {
 	b.SetBytes(int64(size))
-	ns, err := runC(b, size, b.N, keep)
+	ns, err := runProgram(b, bin, size, b.N, keep)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(ns)/float64(b.N), "ns/msg")
 }
 
-// runC runs testdata/cpgbench.c for n messages of size bytes, in a group
-// of its own, and returns the nanoseconds it took.
-func runC(b *testing.B, size, n int, keep bool) (int64, error) {
+// runProgram runs a benchmark program (cpgbench or cgoloop) for n messages
+// of size bytes, in a group of its own, and returns the nanoseconds it took.
+func runProgram(b *testing.B, bin string, size, n int, keep bool) (int64, error) {
 	args := []string{corotest.GroupName(b), strconv.Itoa(size), strconv.Itoa(n)}
 	if keep {
 		args = append(args, "copy")
 	}
-	cmd := exec.Command(cBenchBinary(b), args...)
+	cmd := exec.Command(bin, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr // libcpg prints there while it waits out flow control
 	out, err := cmd.Output()
@@ -178,10 +203,10 @@ func runC(b *testing.B, size, n int, keep bool) (int64, error) {
 	var ns int64
 	var sum uint64
 	if _, err := fmt.Sscanf(string(out), "ns %d checksum %d", &ns, &sum); err != nil {
-		return 0, fmt.Errorf("cpgbench said %q", out)
+		return 0, fmt.Errorf("%s said %q", filepath.Base(bin), out)
 	}
 	if want := uint64(n) * 'x'; sum != want {
-		return 0, fmt.Errorf("cpgbench checksum %d, want %d: messages lost or damaged", sum, want)
+		return 0, fmt.Errorf("%s checksum %d, want %d: messages lost or damaged", filepath.Base(bin), sum, want)
 	}
 	return ns, nil
 }
