@@ -612,11 +612,13 @@ func (h *Handle) inFlight() uint64 {
 }
 
 // paceStall is how long pace waits while none of the handle's own
-// messages comes back. Messages are lost in a membership change; and
-// corosync sometimes holds a client's last few requests until that client
-// sends again (seen here under load: the message came back within a few
-// milliseconds of the next multicast, after the sender had waited 50 ms
-// for it). Waiting longer only stalls the sender. A variable for tests.
+// messages comes back. Messages are lost in a membership change, and the
+// dispatch goroutine can be held up for milliseconds (a garbage collection,
+// a loaded machine); either way the sender would sit idle, so after
+// paceStall it goes on and leaves it to corosync's flow control to hold it
+// back. Measured at 64 KiB: against 50 ms, 2 ms gave about 10% more
+// throughput with Message.Release and about 30% more without. A variable for
+// tests.
 var paceStall = 2 * time.Millisecond
 
 func (h *Handle) multicastv(ctx context.Context, g Guarantee, bufs [][]byte) error {

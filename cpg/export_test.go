@@ -1,5 +1,7 @@
 package cpg
 
+import "time"
+
 // PaceStats returns how many times h's multicasts waited for their own
 // messages to come back, how many of those waits ended on the pacing
 // timeout instead, and how many bytes of its own messages are in flight.
@@ -11,3 +13,11 @@ func PaceStats(h *Handle) (waits, gaveUp, inFlight uint64) {
 
 // InFlightLimit is inFlightLimit, for tests.
 const InFlightLimit = inFlightLimit
+
+// SetPaceStall sets paceStall for a test and returns a function that puts
+// it back.
+func SetPaceStall(d time.Duration) (restore func()) {
+	old := paceStall
+	paceStall = d
+	return func() { paceStall = old }
+}
