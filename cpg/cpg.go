@@ -444,9 +444,10 @@ func (h *Handle) Group() (string, bool) {
 // every message in agreed order whatever g says.
 //
 // When corosync applies flow control (CS_ERR_TRY_AGAIN), Multicast backs
-// off and retries until ctx is done. It also waits, briefly, while more
-// than 4 MiB of this handle's own messages would be on their way back to
-// it, which keeps corosync from having to apply flow control at all. The
+// off and retries until ctx is done. It also waits while more than 4 MiB
+// of this handle's own messages would be on their way back to it, for as
+// long as they keep coming back (it gives up after 2 ms without one),
+// which mostly spares corosync from having to apply flow control. The
 // buffers may be reused as soon as it returns.
 func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) error {
 	if len(bufs) > MaxBuffers {

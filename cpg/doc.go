@@ -69,8 +69,8 @@
 // under 1 MiB here) are cut into fragments by libcpg and reassembled for
 // every receiver, which holds the whole message in memory. CS_ERR_TRY_AGAIN
 // (flow control) is retried with back-off until the context is done, and
-// each handle keeps at most 4 MiB of its own messages in flight (see
-// Multicast).
+// each handle keeps at most about 4 MiB of its own messages in flight
+// (see Multicast).
 //
 // # Concurrency
 //
