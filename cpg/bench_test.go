@@ -170,6 +170,9 @@ func benchGo(b *testing.B, size int, release bool) {
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
+	if want := byte(b.N * 'x'); sum != want {
+		b.Fatalf("checksum %d, want %d: messages damaged", sum, want)
+	}
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/msg")
 }
 

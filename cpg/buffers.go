@@ -50,7 +50,10 @@ func copyIn(src []byte) (data []byte, pooled *[]byte) {
 // Release gives the message's Data back to the binding for reuse by a
 // later message, and sets Data to nil. Calling it is optional: without
 // it, Data is garbage collected as usual. After Release, neither Data nor
-// any slice of it may be used. Calling Release twice is harmless.
+// any slice of it may be used. Calling Release twice on the same *Message
+// is harmless; releasing two copies of one Message value, or releasing
+// from two goroutines at once, would hand one buffer to two later
+// messages.
 func (m *Message) Release() {
 	if m.pooled != nil {
 		*m.pooled = (*m.pooled)[:0]

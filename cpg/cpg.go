@@ -81,8 +81,9 @@ type Handle struct {
 	// Pacing (see Multicast): bytes this handle has multicast, and bytes
 	// of its own messages delivered back to it.
 	sent       uint64
-	paceWaits  uint64 // times pace waited, and how many of those waits
-	paceGaveUp uint64 // ended on paceStall rather than returned messages
+	paceWaits  uint64 // times pace waited; of those waits, how many
+	paceWoken  uint64 // were ended by returned messages waking it, and
+	paceGaveUp uint64 // how many by paceStall
 	paceTimer  *time.Timer
 	returned   atomic.Uint64
 	paceTarget atomic.Uint64 // returned value a waiting multicast wants; 0: none
@@ -186,7 +187,9 @@ func (h *Handle) dispatchLoop() {
 	for {
 		if err := h.waiter.Wait(); err != nil {
 			if !errors.Is(err, cs.ErrClosed) {
+				h.dispatchMu.Lock()
 				h.terminate(fmt.Errorf("cpg: waiting for corosync: %w", err))
+				h.dispatchMu.Unlock()
 			}
 			return
 		}
@@ -204,7 +207,9 @@ func (h *Handle) dispatchLoop() {
 			// Woken with nothing to deliver: either a fragment of a
 			// larger message, or corosync hung up.
 			if hungUp(int(fd)) {
+				h.dispatchMu.Lock()
 				h.terminate(fmt.Errorf("cpg dispatch: corosync closed the connection: %w", cs.ErrLibrary))
+				h.dispatchMu.Unlock()
 				return
 			}
 		}
@@ -259,6 +264,9 @@ func hungUp(fd int) bool {
 	return pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
 }
 
+// terminate ends the stream with err. Called with dispatchMu held, so that
+// a multicast delivering what is ready cannot add events after the end
+// (it checks Err under dispatchMu).
 func (h *Handle) terminate(err error) {
 	h.terminated.Store(&err)
 	defer h.progress.notify()
@@ -446,7 +454,7 @@ func (h *Handle) Group() (string, bool) {
 // When corosync applies flow control (CS_ERR_TRY_AGAIN), Multicast backs
 // off and retries until ctx is done. It also waits while more than 4 MiB
 // of this handle's own messages would be on their way back to it, for as
-// long as they keep coming back (it gives up after 2 ms without one),
+// long as they keep coming back (it gives up once none has for 2 ms),
 // which mostly spares corosync from having to apply flow control. The
 // buffers may be reused as soon as it returns.
 func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) error {
@@ -551,6 +559,7 @@ func (h *Handle) pace(ctx context.Context, size int) error {
 		}
 		select {
 		case <-h.paceWake:
+			h.paceWoken++
 		case <-h.paceTimer.C:
 			if r := h.returned.Load(); r != last {
 				last = r // coming back, if slowly
@@ -579,9 +588,10 @@ func (h *Handle) ownReturned(n uint64) {
 }
 
 // wakePacer wakes a multicast waiting in pace once enough of its own
-// messages came back. Called by flush, after cpg_dispatch has returned:
-// a goroutine readied from inside a C call may have to wait until the Go
-// runtime takes the processor back from that call.
+// messages came back. Called by flush: mostly after cpg_dispatch has
+// returned (a goroutine readied from inside a C call may have to wait
+// until the Go runtime takes the processor back from that call), and, in
+// a long burst, every dispatchBatch events from inside it.
 func (h *Handle) wakePacer() {
 	if t := h.paceTarget.Load(); t != 0 && h.returned.Load() >= t {
 		h.paceTarget.Store(0)

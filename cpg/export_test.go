@@ -3,16 +3,13 @@ package cpg
 import "time"
 
 // PaceStats returns how many times h's multicasts waited for their own
-// messages to come back, how many of those waits ended on the pacing
-// timeout instead, and how many bytes of its own messages are in flight.
-func PaceStats(h *Handle) (waits, gaveUp, inFlight uint64) {
+// messages to come back, and how many of those waits were ended by the
+// returned messages waking them.
+func PaceStats(h *Handle) (waits, woken uint64) {
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
-	return h.paceWaits, h.paceGaveUp, h.inFlight()
+	return h.paceWaits, h.paceWoken
 }
-
-// InFlightLimit is inFlightLimit, for tests.
-const InFlightLimit = inFlightLimit
 
 // SetPaceStall sets paceStall for a test and returns a function that puts
 // it back.

@@ -57,25 +57,34 @@ static void wait_fd(int fd, int timeout_ms)
 	poll(&p, 1, timeout_ms);
 }
 
+/* number parses a whole decimal argument into *out; 0 if it is not one. */
+static int number(const char *arg, unsigned long *out)
+{
+	char *end;
+
+	if (*arg < '0' || *arg > '9')
+		return 0;
+	*out = strtoul(arg, &end, 10);
+	return *end == '\0';
+}
+
 int main(int argc, char **argv)
 {
 	cpg_handle_t handle;
 	cpg_callbacks_t callbacks = { deliver, confchg };
 	struct cpg_name name;
 	struct iovec iov;
-	unsigned long count, sent = 0;
-	size_t size;
+	unsigned long count, size, sent = 0;
 	cs_error_t err;
 	long long start;
 	int fd;
 
 	if (argc < 4 || argc > 5 || strlen(argv[1]) > CPG_MAX_NAME_LENGTH ||
+	    !number(argv[2], &size) || !number(argv[3], &count) ||
 	    (argc == 5 && strcmp(argv[4], "copy") != 0)) {
 		fprintf(stderr, "usage: cpgbench GROUP SIZE COUNT [copy]\n");
 		return 2;
 	}
-	size = strtoul(argv[2], NULL, 10);
-	count = strtoul(argv[3], NULL, 10);
 	if (argc == 5) {
 		for (int i = 0; i < KEPT; i++) {
 			kept[i] = malloc(size ? size : 1);
@@ -100,7 +109,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	iov.iov_len = size;
-	iov.iov_base = calloc(1, size ? size : 1);
+	iov.iov_base = malloc(size ? size : 1);
+	if (!iov.iov_base) {
+		fprintf(stderr, "cpgbench: out of memory\n");
+		return 1;
+	}
 	memset(iov.iov_base, 'x', size);
 
 	start = now_ns();

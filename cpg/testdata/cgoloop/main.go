@@ -9,62 +9,14 @@ package main
 /*
 #cgo LDFLAGS: -lcpg
 #include <corosync/cpg.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern void goDeliver(void *msg, size_t len);
-
-static void deliver(cpg_handle_t handle, const struct cpg_name *group,
-		    uint32_t nodeid, uint32_t pid, void *msg, size_t len)
-{
-	goDeliver(msg, len);
-}
-
-static void confchg(cpg_handle_t handle, const struct cpg_name *group,
-		    const struct cpg_address *members, size_t nmembers,
-		    const struct cpg_address *left, size_t nleft,
-		    const struct cpg_address *joined, size_t njoined)
-{
-}
-
-static cpg_handle_t handle;
-static int fd;
-
-static void wait_fd(int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	poll(&p, 1, timeout_ms);
-}
-
-static cs_error_t start(const char *group)
-{
-	cpg_callbacks_t callbacks = { deliver, confchg };
-	struct cpg_name name;
-	cs_error_t err;
-
-	if ((err = cpg_initialize(&handle, &callbacks)) != CS_OK ||
-	    (err = cpg_fd_get(handle, &fd)) != CS_OK)
-		return err;
-	name.length = strlen(group);
-	memcpy(name.value, group, name.length);
-	while ((err = cpg_join(handle, &name)) == CS_ERR_TRY_AGAIN)
-		wait_fd(1);
-	return err;
-}
-
-static cs_error_t send_one(void *buf, size_t len)
-{
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-
-	return cpg_mcast_joined(handle, CPG_TYPE_AGREED, &iov, 1);
-}
-
-static cs_error_t dispatch(void)
-{
-	return cpg_dispatch(handle, CS_DISPATCH_ALL);
-}
+// In loop.c: a file with //export may only declare C functions here.
+cs_error_t start(const char *group);
+cs_error_t send_one(void *buf, size_t len);
+cs_error_t dispatch(void);
+void wait_fd(int timeout_ms);
 */
 import "C"
 
@@ -103,6 +55,10 @@ func main() {
 		os.Exit(1)
 	}
 	buf := C.malloc(C.size_t(max(size, 1)))
+	if buf == nil {
+		fmt.Fprintln(os.Stderr, "cgoloop: out of memory")
+		os.Exit(1)
+	}
 	C.memset(buf, 'x', C.size_t(size))
 
 	start := time.Now()
