@@ -187,9 +187,7 @@ func (h *Handle) dispatchLoop() {
 	for {
 		if err := h.waiter.Wait(); err != nil {
 			if !errors.Is(err, cs.ErrClosed) {
-				h.dispatchMu.Lock()
 				h.terminate(fmt.Errorf("cpg: waiting for corosync: %w", err))
-				h.dispatchMu.Unlock()
 			}
 			return
 		}
@@ -197,19 +195,16 @@ func (h *Handle) dispatchLoop() {
 		before := h.dispatched
 		err := h.dispatchReady()
 		idle := h.dispatched == before
+		h.dispatchMu.Unlock()
 		if err != nil {
 			h.terminate(fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err))
-			h.dispatchMu.Unlock()
 			return
 		}
-		h.dispatchMu.Unlock()
 		if idle {
 			// Woken with nothing to deliver: either a fragment of a
 			// larger message, or corosync hung up.
 			if hungUp(int(fd)) {
-				h.dispatchMu.Lock()
 				h.terminate(fmt.Errorf("cpg dispatch: corosync closed the connection: %w", cs.ErrLibrary))
-				h.dispatchMu.Unlock()
 				return
 			}
 		}
@@ -264,10 +259,12 @@ func hungUp(fd int) bool {
 	return pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
 }
 
-// terminate ends the stream with err. Called with dispatchMu held, so that
-// a multicast delivering what is ready cannot add events after the end
-// (it checks Err under dispatchMu).
+// terminate ends the stream with err. It takes dispatchMu, so that a
+// multicast delivering what is ready cannot add events after the end (it
+// checks Err under dispatchMu). Dispatch goroutine only.
 func (h *Handle) terminate(err error) {
+	h.dispatchMu.Lock()
+	defer h.dispatchMu.Unlock()
 	h.terminated.Store(&err)
 	defer h.progress.notify()
 	select {
@@ -611,8 +608,8 @@ func (h *Handle) mustWait(size int) bool {
 }
 
 // inFlight returns how many bytes of the handle's own messages are on
-// their way back to it. Messages written off (by pace's timeout, or by a
-// new Join) may still come back; they then raise sent to match instead of
+// their way back to it. Messages written off (by pace giving up on them,
+// or by a new Join) may still come back; they then raise sent to match instead of
 // making the count go below zero. Under sendMu.
 func (h *Handle) inFlight() uint64 {
 	r := h.returned.Load()
