@@ -86,8 +86,12 @@ func cgoBenchBinary(b *testing.B) string {
 //	        Go runtime
 //
 // All report ns/msg, measured from the first send to the last delivery;
-// scripts/bench-cpg prints the ratios. allocs/op of the Go variants is
-// allocations per delivered message.
+// scripts/bench-cpg prints the ratios. Each also reports the CPU time per
+// message of the client (client-ns/msg: the benchmark process for the Go
+// variants, the program for the others) and of corosync (coro-ns/msg):
+// on a machine with few cores they compete for it, so client CPU costs
+// throughput. allocs/op of the Go variants is allocations per delivered
+// message.
 //
 // Before each size, a short C run at that size warms corosync up (its
 // allocator grows for larger messages, and the first run after a start
@@ -122,7 +126,7 @@ func BenchmarkThroughput(b *testing.B) {
 // warmUp runs the C loop for about 256 MiB, or 20,000 messages, of size.
 func warmUp(b *testing.B, size int) {
 	n := min(20000, (256<<20)/size)
-	if _, err := runProgram(b, cBenchBinary(b), size, n, false); err != nil {
+	if _, _, err := runProgram(b, cBenchBinary(b), size, n, false); err != nil {
 		b.Fatalf("warm-up: %v", err)
 	}
 }
@@ -148,6 +152,8 @@ func benchGo(b *testing.B, size int, release bool) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
+	coroStart := corosyncCPU(b)
+	cpuStart := corotest.CPUTime()
 	start := time.Now()
 	errc := make(chan error, 1)
 	go func() {
@@ -170,6 +176,8 @@ func benchGo(b *testing.B, size int, release bool) {
 		}
 	}
 	elapsed := time.Since(start)
+	cpu := corotest.CPUTime() - cpuStart
+	coro := corosyncCPU(b) - coroStart
 	b.StopTimer()
 	if err := <-errc; err != nil {
 		b.Fatal(err)
@@ -177,7 +185,34 @@ func benchGo(b *testing.B, size int, release bool) {
 	if want := byte(b.N * 'x'); sum != want {
 		b.Fatalf("checksum %d, want %d: messages damaged", sum, want)
 	}
-	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/msg")
+	reportPerMsg(b, elapsed, cpu, coro)
+}
+
+// reportPerMsg reports wall time, client CPU and corosync CPU per message.
+func reportPerMsg(b *testing.B, wall, client, coro time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(wall.Nanoseconds())/n, "ns/msg")
+	b.ReportMetric(float64(client.Nanoseconds())/n, "client-ns/msg")
+	b.ReportMetric(float64(coro.Nanoseconds())/n, "coro-ns/msg")
+}
+
+// corosyncCPU returns the CPU time the test's corosync has used so far,
+// from /proc/PID/stat (utime and stime, in clock ticks of 10 ms: fine
+// over a benchmark's seconds).
+func corosyncCPU(b *testing.B) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", corotest.Start(b).Pid()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("corosync's /proc stat unreadable: %q", stat)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * tick
 }
 
 func benchC(b *testing.B, size int, keep bool) {
@@ -186,16 +221,18 @@ func benchC(b *testing.B, size int, keep bool) {
 
 func benchProgram(b *testing.B, bin string, size int, keep bool) {
 	b.SetBytes(int64(size))
-	ns, err := runProgram(b, bin, size, b.N, keep)
+	coroStart := corosyncCPU(b)
+	ns, cpu, err := runProgram(b, bin, size, b.N, keep)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(ns)/float64(b.N), "ns/msg")
+	reportPerMsg(b, time.Duration(ns), cpu, corosyncCPU(b)-coroStart)
 }
 
 // runProgram runs a benchmark program (cpgbench or cgoloop) for n messages
-// of size bytes, in a group of its own, and returns the nanoseconds it took.
-func runProgram(b *testing.B, bin string, size, n int, keep bool) (int64, error) {
+// of size bytes, in a group of its own, and returns the nanoseconds it
+// took and the CPU time it used (from its start, join included).
+func runProgram(b *testing.B, bin string, size, n int, keep bool) (int64, time.Duration, error) {
 	args := []string{corotest.GroupName(b), strconv.Itoa(size), strconv.Itoa(n)}
 	if keep {
 		args = append(args, "copy")
@@ -205,15 +242,15 @@ func runProgram(b *testing.B, bin string, size, n int, keep bool) (int64, error)
 	cmd.Stderr = &stderr // libcpg prints there while it waits out flow control
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("%v: %s", err, stderr.String())
+		return 0, 0, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	var ns int64
 	var sum uint64
 	if _, err := fmt.Sscanf(string(out), "ns %d checksum %d", &ns, &sum); err != nil {
-		return 0, fmt.Errorf("%s said %q", filepath.Base(bin), out)
+		return 0, 0, fmt.Errorf("%s said %q", filepath.Base(bin), out)
 	}
 	if want := uint64(n) * 'x'; sum != want {
-		return 0, fmt.Errorf("%s checksum %d, want %d: messages lost or damaged", filepath.Base(bin), sum, want)
+		return 0, 0, fmt.Errorf("%s checksum %d, want %d: messages lost or damaged", filepath.Base(bin), sum, want)
 	}
-	return ns, nil
+	return ns, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
