@@ -30,7 +30,7 @@ var ErrClosed = errors.New("cman: cluster connection closed")
 // library are serialized (each takes a few local IPC round trips), calls
 // into different libraries are not: a KillNode that waits for a frozen
 // corosync holds up neither event delivery nor Quorate, and a long Nodes
-// does not delay events.
+// or a Quorate waiting for corosync does not delay events.
 type Cluster struct {
 	// closed is set first thing by Close: no C call starts after it.
 	closed atomic.Bool
@@ -39,9 +39,9 @@ type Cluster struct {
 	// its finalization, which must not run while a call is inside the
 	// library. None is held while waiting for the fd or for the consumer,
 	// and none is taken while another is held.
-	quorumMu     sync.Mutex // quorum_dispatch, quorum_getquorate
+	quorumMu     sync.Mutex // quorum_dispatch: the dispatch goroutine's alone
 	quorum       C.quorum_handle_t
-	votequorumMu sync.Mutex // votequorum_getinfo
+	votequorumMu sync.Mutex // votequorum_getinfo (Quorate, Quorum, Nodes)
 	votequorum   C.votequorum_handle_t
 	cmapMu       sync.Mutex // the cmap iteration and getters of Nodes
 	cmap         C.cmap_handle_t
@@ -65,8 +65,8 @@ type Cluster struct {
 	closeErr  error
 }
 
-// notRunning wraps the error of a first call that fails because there is
-// no corosync to talk to.
+// notRunning wraps the error of the first call, which fails with
+// CS_ERR_LIBRARY when there is no corosync to talk to.
 func notRunning(call string, err error) error {
 	if errors.Is(err, cs.ErrLibrary) {
 		return fmt.Errorf("cman: %s: corosync is not running or not reachable: %w", call, err)
@@ -102,27 +102,29 @@ func Open() (*Cluster, error) {
 		c.quorum = 0
 		return nil, notRunning("quorum_model_initialize", err)
 	}
+	// corosync answered: a later failure is not for want of a corosync.
 	if err := cs.Result(int(C.votequorum_initialize(&c.votequorum, nil))); err != nil {
 		c.votequorum = 0
-		return nil, notRunning("votequorum_initialize (is the quorum provider corosync_votequorum?)", err)
+		return nil, fmt.Errorf("cman: votequorum_initialize: corosync runs, but its votequorum service "+
+			"does not answer (the quorum provider must be corosync_votequorum): %w", err)
 	}
 	if err := cs.Result(int(C.cmap_initialize(&c.cmap))); err != nil {
 		c.cmap = 0
-		return nil, notRunning("cmap_initialize", err)
+		return nil, fmt.Errorf("cman: cmap_initialize: %w", err)
 	}
 	if err := cs.Result(int(C.corosync_cfg_initialize(&c.cfg, nil))); err != nil {
 		c.cfg = 0
-		return nil, notRunning("corosync_cfg_initialize", err)
+		return nil, fmt.Errorf("cman: corosync_cfg_initialize: %w", err)
 	}
 	var id C.uint
 	if err := cs.Result(int(C.corosync_cfg_local_get(c.cfg, &id))); err != nil {
-		return nil, notRunning("corosync_cfg_local_get", err)
+		return nil, fmt.Errorf("cman: corosync_cfg_local_get: %w", err)
 	}
 	c.nodeID = uint32(id)
 
 	var fd C.int
 	if err := cs.Result(int(C.quorum_fd_get(c.quorum, &fd))); err != nil {
-		return nil, notRunning("quorum_fd_get", err)
+		return nil, fmt.Errorf("cman: quorum_fd_get: %w", err)
 	}
 	c.fd = int(fd)
 	w, err := cs.NewWaiter(c.fd)
@@ -134,7 +136,7 @@ func Open() (*Cluster, error) {
 	// notification) ahead of any change, so every stream starts with a
 	// full picture; CS_TRACK_CHANGES keeps the changes coming.
 	if err := cs.Result(int(C.quorum_trackstart(c.quorum, C.CS_TRACK_CURRENT|C.CS_TRACK_CHANGES))); err != nil {
-		return nil, notRunning("quorum_trackstart", err)
+		return nil, fmt.Errorf("cman: quorum_trackstart: %w", err)
 	}
 
 	ok = true
@@ -222,8 +224,8 @@ func (c *Cluster) Close() error {
 // them in order; memory grows while it lags.
 //
 // If the connection to corosync is lost (corosync exited or was killed),
-// the last event is an EventError whose Err wraps a cs.Error, and the
-// channel is closed. After Close the channel is closed with no such event.
+// the last event is an EventError whose Err says why (see Event.Err), and
+// the channel is closed. After Close the channel is closed with no such event.
 func (c *Cluster) Events() <-chan Event { return c.events.out }
 
 // dispatch waits for the quorum fd and runs quorum_dispatch(CS_DISPATCH_ALL)
@@ -248,7 +250,7 @@ func (c *Cluster) dispatch() {
 			return
 		}
 		if err != nil {
-			c.fail(fmt.Errorf("cman: quorum_dispatch: corosync connection lost: %w", err))
+			c.fail(fmt.Errorf("cman: quorum_dispatch failed, events stop: %w", err))
 			return
 		}
 		// A dead corosync leaves the fd hung up for good. Whatever
@@ -329,18 +331,20 @@ func (c *Cluster) enter(mu *sync.Mutex) error {
 // Safe from any goroutine, also after Close.
 func (c *Cluster) NodeID() uint32 { return c.nodeID }
 
-// Quorate asks corosync whether the cluster is quorate
-// (quorum_getquorate). Safe from any goroutine.
+// Quorate asks corosync whether the cluster is quorate: votequorum's
+// quorate flag, from votequorum_getinfo for our node. Safe from any
+// goroutine.
+//
+// It does not use quorum_getquorate: that would share the quorum handle,
+// and so its lock, with event delivery, and a Quorate waiting for a
+// frozen corosync would hold up the end of the Events stream at Close.
+// Votequorum is the quorum provider, so both give the same answer.
 func (c *Cluster) Quorate() (bool, error) {
-	if err := c.enter(&c.quorumMu); err != nil {
+	info, err := c.nodeInfo(c.nodeID)
+	if err != nil {
 		return false, err
 	}
-	defer c.quorumMu.Unlock()
-	var q C.int
-	if err := cs.Result(int(C.quorum_getquorate(c.quorum, &q))); err != nil {
-		return false, fmt.Errorf("cman: quorum_getquorate: %w", err)
-	}
-	return q != 0, nil
+	return info.flags&C.VOTEQUORUM_INFO_QUORATE != 0, nil
 }
 
 // QuorumInfo is votequorum's view of the cluster's votes, as
@@ -457,6 +461,14 @@ func (c *Cluster) LocalNode() (Node, error) {
 	return Node{ID: c.nodeID, Name: fallbackName(c.nodeID), Addresses: []string{}, Local: true}, nil
 }
 
+// vanished reports whether a cmap get failed because the key went away
+// (CS_ERR_NOT_EXIST) or changed type (CS_ERR_INVALID_PARAM) after the
+// iteration listed it, as a configuration reload that drops or rewrites a
+// node does: such a key is skipped, not an error.
+func vanished(err error) bool {
+	return errors.Is(err, cs.ErrNotExist) || errors.Is(err, cs.ErrInvalidParam)
+}
+
 // cmapPrefix reads every key under prefix with its value formatted as text
 // (integers in decimal), using cmap_iter_init, cmap_iter_next,
 // cmap_get_string and the cmap_get_* integer getters, all under one hold
@@ -491,7 +503,9 @@ func (c *Cluster) cmapPrefix(prefix string) (map[string]string, error) {
 		switch typ {
 		case C.CMAP_VALUETYPE_STRING:
 			var s *C.char
-			if err := cs.Result(int(C.cmap_get_string(c.cmap, buf, &s))); err != nil {
+			if err := cs.Result(int(C.cmap_get_string(c.cmap, buf, &s))); vanished(err) {
+				continue
+			} else if err != nil {
 				return nil, fmt.Errorf("cman: cmap_get_string %q: %w", key, err)
 			}
 			out[key] = C.GoString(s)
@@ -499,7 +513,9 @@ func (c *Cluster) cmapPrefix(prefix string) (map[string]string, error) {
 		case C.CMAP_VALUETYPE_INT8, C.CMAP_VALUETYPE_UINT8, C.CMAP_VALUETYPE_INT16, C.CMAP_VALUETYPE_UINT16,
 			C.CMAP_VALUETYPE_INT32, C.CMAP_VALUETYPE_UINT32, C.CMAP_VALUETYPE_INT64, C.CMAP_VALUETYPE_UINT64:
 			var v C.int64_t
-			if err := cs.Result(int(C.cman_cmap_get_int(c.cmap, buf, typ, &v))); err != nil {
+			if err := cs.Result(int(C.cman_cmap_get_int(c.cmap, buf, typ, &v))); vanished(err) {
+				continue
+			} else if err != nil {
 				return nil, fmt.Errorf("cman: cmap_get %q: %w", key, err)
 			}
 			if typ == C.CMAP_VALUETYPE_UINT64 {

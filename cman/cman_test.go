@@ -163,7 +163,9 @@ func TestEventJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m map[string]any
-	json.Unmarshal(b, &m)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("error event JSON %s: %v", b, err)
+	}
 	if m["kind"] != "error" || !strings.Contains(fmt.Sprint(m["error"]), "CS_ERR_LIBRARY") {
 		t.Errorf("error event JSON %s lacks kind or error text", b)
 	}

@@ -18,8 +18,9 @@
 //	quorum_fd_get, quorum_dispatch  the dispatch goroutine behind Events
 //	quorum_finalize, votequorum_finalize,
 //	cmap_finalize, corosync_cfg_finalize  Cluster.Close
-//	quorum_getquorate               Cluster.Quorate
-//	votequorum_getinfo              Cluster.Quorum, Cluster.Nodes (votes, member)
+//	votequorum_getinfo              Cluster.Quorate (its quorate flag; see there why
+//	                                not quorum_getquorate), Cluster.Quorum,
+//	                                Cluster.Nodes (votes, member)
 //	cmap nodelist.node.X.*          Cluster.Nodes, Cluster.LocalNode
 //	corosync_cfg_kill_node          Cluster.KillNode
 //	quorum_v1_nodelist_notification_fn_t  Event of kind EventMembership

@@ -84,8 +84,10 @@ type Event struct {
 	Left   []uint32 `json:"left"`
 	// Quorate is set on quorum events only.
 	Quorate bool `json:"quorate"`
-	// Err is set on the terminal EventError only; it wraps a cs.Error
-	// (usually cs.ErrLibrary). JSON carries its text as "error".
+	// Err is set on the terminal EventError only. When corosync went
+	// away it wraps a cs.Error (cs.ErrLibrary, as a rule); a failure to
+	// wait for the quorum fd or a panic in a notification handler gives
+	// other errors. JSON carries its text as "error".
 	Err error `json:"-"`
 }
 

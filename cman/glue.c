@@ -51,15 +51,16 @@ cs_error_t cman_cmap_get_int(cmap_handle_t handle, const char *key, cmap_value_t
 {
 	cs_error_t err;
 
+	/* *out is written only on success. */
 	switch (type) {
-	case CMAP_VALUETYPE_INT8:   { int8_t v;   err = cmap_get_int8(handle, key, &v);   *out = v; return err; }
-	case CMAP_VALUETYPE_UINT8:  { uint8_t v;  err = cmap_get_uint8(handle, key, &v);  *out = v; return err; }
-	case CMAP_VALUETYPE_INT16:  { int16_t v;  err = cmap_get_int16(handle, key, &v);  *out = v; return err; }
-	case CMAP_VALUETYPE_UINT16: { uint16_t v; err = cmap_get_uint16(handle, key, &v); *out = v; return err; }
-	case CMAP_VALUETYPE_INT32:  { int32_t v;  err = cmap_get_int32(handle, key, &v);  *out = v; return err; }
-	case CMAP_VALUETYPE_UINT32: { uint32_t v; err = cmap_get_uint32(handle, key, &v); *out = v; return err; }
-	case CMAP_VALUETYPE_INT64:  { int64_t v;  err = cmap_get_int64(handle, key, &v);  *out = v; return err; }
-	case CMAP_VALUETYPE_UINT64: { uint64_t v; err = cmap_get_uint64(handle, key, &v); *out = (int64_t)v; return err; }
+	case CMAP_VALUETYPE_INT8:   { int8_t v;   if ((err = cmap_get_int8(handle, key, &v)) == CS_OK)   *out = v; return err; }
+	case CMAP_VALUETYPE_UINT8:  { uint8_t v;  if ((err = cmap_get_uint8(handle, key, &v)) == CS_OK)  *out = v; return err; }
+	case CMAP_VALUETYPE_INT16:  { int16_t v;  if ((err = cmap_get_int16(handle, key, &v)) == CS_OK)  *out = v; return err; }
+	case CMAP_VALUETYPE_UINT16: { uint16_t v; if ((err = cmap_get_uint16(handle, key, &v)) == CS_OK) *out = v; return err; }
+	case CMAP_VALUETYPE_INT32:  { int32_t v;  if ((err = cmap_get_int32(handle, key, &v)) == CS_OK)  *out = v; return err; }
+	case CMAP_VALUETYPE_UINT32: { uint32_t v; if ((err = cmap_get_uint32(handle, key, &v)) == CS_OK) *out = v; return err; }
+	case CMAP_VALUETYPE_INT64:  { int64_t v;  if ((err = cmap_get_int64(handle, key, &v)) == CS_OK)  *out = v; return err; }
+	case CMAP_VALUETYPE_UINT64: { uint64_t v; if ((err = cmap_get_uint64(handle, key, &v)) == CS_OK) *out = (int64_t)v; return err; }
 	default:
 		return CS_ERR_INVALID_PARAM;
 	}
