@@ -354,3 +354,69 @@ func TestFenceJoinRecheck(t *testing.T) {
 		t.Errorf("fence_tool status after a successful join:\n%s", out)
 	}
 }
+
+// TestFenceJoinOwnGroupdGone: when the groupd on the joining node stops
+// while fence_tool join waits out its post-join delay, join fails without
+// fencing anyone: every answer would now be "could not tell", and fencing
+// on them would power-cycle healthy nodes. Once groupd is back, a new
+// join fences the node that really may not bypass fencing.
+func TestFenceJoinOwnGroupdGone(t *testing.T) {
+	c := upDaemons(t, 3, fenceArgs(noSysfs, "fence"))
+	// node1 keeps corosync but loses groupd: join waits the delay for it.
+	c.must("stop-groupd", "1")
+	c.waitGroupd(3, "node1 gone from the groupd group", func(s gtStatus) bool {
+		return slices.Equal(s.memberIDs(), []uint32{2, 3})
+	})
+
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Not c.exec: it may call t.Fatalf, which is for the test goroutine.
+		out, err := c.command("exec", "3", "fence_tool", "--post-join-delay", "6", "join").CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- result{string(out), code}
+	}()
+	c.waitLog("node3 waiting for node1", toolEvent("node3", "wait", "node1"))
+	c.must("stop-groupd", "3")
+	r := <-done
+	t.Logf("fence_tool join on node3: exit %d:\n%s", r.code, r.out)
+	if r.code != 1 {
+		t.Fatalf("fence_tool join exit %d after its own groupd stopped, want 1", r.code)
+	}
+	log := c.fenceLog()
+	t.Logf("fence log:\n%s", dumpLog(log))
+	if fenced := find(log, func(e fenceEntry) bool {
+		return e.Prog == agentProg || e.Event == "power-off" || e.Event == "victim"
+	}); len(fenced) > 0 {
+		t.Errorf("nobody may be fenced once the local groupd cannot answer, but:\n%s", dumpLog(fenced))
+	}
+	e := find(log, toolEvent("node3", "error", "node3"))
+	if len(e) != 1 || !strings.Contains(e[0].Text, "without fencing") {
+		t.Errorf("want one error line saying the join gave up without fencing; have %v", e)
+	}
+	if out, _ := c.exec(3, "fence_tool", "status"); !strings.Contains(out, "join failed") {
+		t.Errorf("fence_tool status after the failed join:\n%s", out)
+	}
+
+	c.must("start", "3")
+	c.waitGroupd(3, "node3's groupd back in the group", func(s gtStatus) bool {
+		return s.Joined && slices.Contains(s.memberIDs(), 3)
+	})
+	c.fenceJoin(3)
+	log = c.fenceLog()
+	if len(find(log, fencedBy("node3", "node1"))) != 1 {
+		t.Errorf("the second join should fence node1 once:\n%s", dumpLog(log))
+	}
+	if len(find(log, toolEvent("node3", "bypass", "node2"))) < 1 {
+		t.Errorf("the second join should bypass node2:\n%s", dumpLog(log))
+	}
+}
