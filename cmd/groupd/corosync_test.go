@@ -714,7 +714,8 @@ func TestResidualStayPolicy(t *testing.T) {
 }
 
 // The first signal does not cut a self-fence short; a second one ends the
-// daemon at once, non-zero.
+// daemon at once, with the residual status 3 (the unit file does not
+// restart on it: a restart would only kill the node and fence it again).
 func TestSecondSignalForcesExit(t *testing.T) {
 	corotest.Start(t)
 	binaries(t)
@@ -734,15 +735,33 @@ func TestSecondSignalForcesExit(t *testing.T) {
 			}
 		}
 	})
+	notifyEnv, notified := notifySocket(t)
 	d := startDaemon(t, daemonOpts{
 		sysfs: map[string]string{"sys/kernel/dlm/ls": ""},
-		args:  []string{"--fence-command", script + " {name}"},
+		args:  []string{"--fence-command", script + " {name}", "--fence-timeout", "10m"},
+		env:   []string{notifyEnv},
 	})
 	eventually(t, 10*time.Second, "the fence command runs", func() bool { _, err := os.Stat(marker); return err == nil })
+	before := len(notified())
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
 	if !d.running() {
 		t.Fatalf("groupd exited on the first signal while fencing itself (status %d)", d.wait(time.Second))
+	}
+	// Stopping under systemd: it must ask for the fence's remaining time
+	// (about 10 minutes, plus one), not live with TimeoutStopSec.
+	var extended bool
+	for _, m := range notified()[before:] {
+		var usec int64
+		if _, err := fmt.Sscanf(m, "EXTEND_TIMEOUT_USEC=%d", &usec); err == nil {
+			if got := time.Duration(usec) * time.Microsecond; got < 10*time.Minute || got > 11*time.Minute {
+				t.Errorf("after the first signal groupd asked systemd for %v more, want the fence's remaining 10m plus 1m", got)
+			}
+			extended = true
+		}
+	}
+	if !extended {
+		t.Errorf("no EXTEND_TIMEOUT_USEC after the first signal during the self-fence; notifications %q", notified()[before:])
 	}
 	// The operator is told that a second signal abandons the fence, not
 	// that it shuts down cleanly.
@@ -750,8 +769,8 @@ func TestSecondSignalForcesExit(t *testing.T) {
 		t.Errorf("the first signal during the self-fence is not logged as such")
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(2 * time.Second); code != exitFailed {
-		t.Errorf("exit status %d after the second signal, want %d", code, exitFailed)
+	if code := d.wait(2 * time.Second); code != exitResidual {
+		t.Errorf("exit status %d after the second signal, want %d", code, exitResidual)
 	}
 	if !strings.Contains(d.log.String(), "again: abandoning the self-fence") {
 		t.Errorf("no log line for the abandoned fence")

@@ -26,13 +26,15 @@
 // SIGTERM, SIGINT and SIGHUP (a terminal or ssh session ending) all leave
 // the group cleanly, so other nodes see reason leave and do not fence us. A
 // second signal forces the exit; during a self-fence the first one is
-// ignored and the second abandons the fence command.
+// ignored (groupd asks systemd for the fence's remaining time to stop) and
+// the second abandons the fence command.
 //
 // Exit status: 0 after a clean shutdown or --help; 1 when startup failed,
 // the hello could not be sent, corosync went away, or a second signal
 // forced the exit; 2 for bad options; 3 when residual state was found
-// (policies fence and kick) or sysfs could not be read for the check, which
-// restarting cannot fix (the unit file's RestartPreventExitStatus).
+// (policies fence and kick; a self-fence abandoned by a second signal too)
+// or sysfs could not be read for the check, which restarting cannot fix
+// (the unit file's RestartPreventExitStatus).
 package main
 
 import (
@@ -117,6 +119,9 @@ func run(args []string, stderr io.Writer) int {
 		s := <-sigs
 		if d.fencing.Load() {
 			log.Warnf("received %s while %s is fencing itself: the self-fence command runs to the end; send it again to abandon the fence and exit at once", s, d.who())
+			// Under systemd, stopping now has TimeoutStopSec, after
+			// which the whole unit, fence command included, is killed.
+			d.extendTimeout(time.Until(time.Unix(0, d.fenceDeadline.Load())) + time.Minute)
 		} else {
 			log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
 		}
@@ -124,9 +129,11 @@ func run(args []string, stderr io.Writer) int {
 		s = <-sigs
 		if d.fencing.Load() {
 			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for, so other nodes must make sure %s is fenced", s, d.who(), d.who())
-		} else {
-			log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
+			// The residual state is still there: a restart would only
+			// kill the node from the cluster and start fencing again.
+			os.Exit(exitResidual)
 		}
+		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
 		os.Exit(exitFailed)
 	}()
 	return d.run(ctx)
@@ -146,8 +153,10 @@ type daemon struct {
 	// selfKilled: we asked corosync to remove our own node, so its going
 	// away is expected.
 	selfKilled atomic.Bool
-	// fencing: the self-fence is under way; read by the signal handler.
-	fencing atomic.Bool
+	// fencing: the self-fence is under way, to end by fenceDeadline (unix
+	// nanoseconds); read by the signal handler.
+	fencing       atomic.Bool
+	fenceDeadline atomic.Int64
 }
 
 // who formats our node for log lines.
@@ -290,11 +299,11 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	log.Infof("no residual dlm/gfs kernel state under %s", o.sysfsRoot)
 	if o.policy == residual.PolicyFence && cmdErr != nil {
-		log.Warnf("the self-fence command %q cannot be run: %v; should residual state ever be found at startup, %s will be removed from the cluster but cannot fence itself", tmpl, cmdErr, d.who())
+		log.Warnf("the self-fence command %s cannot be run: %v; should residual state ever be found at startup, %s will be removed from the cluster but cannot fence itself", tmpl, cmdErr, d.who())
 	}
 
 	// 3. Join, once the cluster is quorate or the wait is over.
-	d.extendStart(o.quorumWait + leaveTimeout + readyWait)
+	d.extendTimeout(o.quorumWait + leaveTimeout + readyWait)
 	if code, ok := d.awaitQuorum(ctx, ad, lostCh); !ok {
 		return code
 	}
@@ -426,13 +435,14 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	}
 
 	if o.policy == residual.PolicyFence && cmdErr != nil {
-		log.Errorf("cannot fence %s: the self-fence command %q cannot be run: %v; removing the node from the cluster anyway so that other nodes fence it", d.who(), tmpl, cmdErr)
+		log.Errorf("cannot fence %s: the self-fence command %s cannot be run: %v; removing the node from the cluster anyway so that other nodes fence it", d.who(), tmpl, cmdErr)
 	}
 	// The fence command runs to the end even after a first signal: a node
 	// half way through fencing itself is worse than one that finished.
 	fctx, cancel := context.WithTimeout(context.Background(), o.fenceTimeout)
 	defer cancel()
-	d.extendStart(o.fenceTimeout + time.Minute)
+	d.extendTimeout(o.fenceTimeout + time.Minute)
+	d.fenceDeadline.Store(time.Now().Add(o.fenceTimeout).UnixNano())
 	d.fencing.Store(true)
 	defer d.fencing.Store(false)
 	d.selfKilled.Store(true)
@@ -446,12 +456,12 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	if out.Ran {
 		r := out.Result
 		if len(r.Output) > 0 {
-			log.Warnf("self-fence command output (%s):\n%s", quoteArgv(r.Argv), r.Output)
+			log.Warnf("self-fence command output (%s):\n%s", tmpl, r.Output)
 		}
 		if out.CmdErr != nil {
 			log.Errorf("the self-fence command failed (exit status %d, after %s): %v; %s must be fenced by other nodes", r.ExitCode, r.Duration.Round(time.Millisecond), out.CmdErr, d.who())
 		} else {
-			log.Warnf("the self-fence command %s exited with status %d after %s", quoteArgv(r.Argv), r.ExitCode, r.Duration.Round(time.Millisecond))
+			log.Warnf("the self-fence command %s exited with status %d after %s", tmpl, r.ExitCode, r.Duration.Round(time.Millisecond))
 		}
 	}
 	log.Errorf("groupd exits without joining the groupd group: %s holds residual dlm/gfs state", d.who())
@@ -466,14 +476,13 @@ func (d *daemon) notify(state string) {
 	}
 }
 
-// extendStart asks systemd for at least d more time to start, before a wait
-// that may be longer than TimeoutStartSec allows (systemd 236 and later;
-// older ones ignore it).
-func (d *daemon) extendStart(wait time.Duration) {
+// extendTimeout asks systemd for at least wait more time for the job in
+// progress, before a wait that may be longer than TimeoutStartSec (or,
+// once stopping, TimeoutStopSec) allows (systemd 236 and later; older
+// ones ignore it).
+func (d *daemon) extendTimeout(wait time.Duration) {
 	d.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", wait.Microseconds()))
 }
-
-func quoteArgv(argv []string) string { return fmt.Sprintf("%q", argv) }
 
 func quorateWord(q bool) string {
 	if q {

@@ -5,6 +5,10 @@
 // once, and {name} and {nodeid} are substituted inside each argument, so a
 // node name can never inject shell syntax. A shell is still available by
 // writing one: sh -c '...'.
+//
+// Fence commands often carry credentials in their arguments, so nothing
+// this package prints or returns as text (String, errors) shows more than
+// the program's name.
 package selffence
 
 import (
@@ -17,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/groupd-go/groupd/internal/residual"
@@ -34,7 +39,6 @@ var ErrNotFound = errors.New("self-fence command not found")
 
 // Template is a parsed self-fence command line.
 type Template struct {
-	raw  string
 	args []string
 }
 
@@ -53,7 +57,7 @@ var placeholder = regexp.MustCompile(`(\$?)\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
 func ParseTemplate(s string) (Template, error) {
 	args, err := split(s)
 	if err != nil {
-		return Template{}, fmt.Errorf("self-fence command %q: %w", s, err)
+		return Template{}, fmt.Errorf("self-fence command: %w", err)
 	}
 	if len(args) == 0 {
 		return Template{}, fmt.Errorf("self-fence command is empty")
@@ -61,11 +65,11 @@ func ParseTemplate(s string) (Template, error) {
 	for _, a := range args {
 		for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
 			if err := checkPlaceholder(m[1] == "$", m[2]); err != nil {
-				return Template{}, fmt.Errorf("self-fence command %q: %w", s, err)
+				return Template{}, fmt.Errorf("self-fence command %s: %w", program(args), err)
 			}
 		}
 	}
-	return Template{raw: s, args: args}, nil
+	return Template{args: args}, nil
 }
 
 // checkPlaceholder accepts {name} and {nodeid} and a shell's ${word}.
@@ -84,8 +88,28 @@ func checkPlaceholder(shellVar bool, word string) error {
 		"(for braces the command itself needs, put a space inside them, as in '{ print }')", word, hint)
 }
 
-// String returns the template as it was written.
-func (t Template) String() string { return t.raw }
+// String returns the program's name and how many arguments follow, never
+// the arguments themselves: they may hold a password.
+func (t Template) String() string {
+	switch len(t.args) {
+	case 0:
+		return `""`
+	case 1:
+		return program(t.args)
+	}
+	if len(t.args) == 2 {
+		return program(t.args) + " (and 1 argument, not shown)"
+	}
+	return fmt.Sprintf("%s (and %d arguments, not shown)", program(t.args), len(t.args)-1)
+}
+
+// program returns the quoted program name of argv, for messages.
+func program(argv []string) string {
+	if len(argv) == 0 {
+		return `""`
+	}
+	return strconv.Quote(argv[0])
+}
 
 // Expand substitutes our node's name and id.
 func (t Template) Expand(name string, nodeid uint32) []string {
@@ -141,7 +165,7 @@ func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, e
 		return Result{ExitCode: -1}, fmt.Errorf("self-fence command is empty")
 	}
 	if name == "" && t.usesName() {
-		return Result{ExitCode: -1}, fmt.Errorf("self-fence command %q needs our node name, which is unknown", t.raw)
+		return Result{ExitCode: -1}, fmt.Errorf("self-fence command %s needs our node name, which is unknown", t)
 	}
 	argv := t.Expand(name, nodeid)
 	res := Result{Argv: argv, ExitCode: -1}
@@ -154,6 +178,12 @@ func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, e
 	cmd.Args[0] = argv[0]
 	cmd.Stdout = out
 	cmd.Stderr = out
+	// The command runs in a process group of its own, and the whole group
+	// is killed when ctx ends: a fence agent started by a wrapper script
+	// must not go on, and perhaps power-cycle the node, after we reported
+	// the fencing failed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild that keeps our pipes open must not hold us forever.
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
@@ -167,20 +197,12 @@ func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, e
 	case err == nil:
 		return res, nil
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("self-fence command %s stopped: %w", quote(argv), ctx.Err())
+		return res, fmt.Errorf("self-fence command %s killed: %w", program(argv), ctx.Err())
 	case res.ExitCode > 0:
-		return res, fmt.Errorf("self-fence command %s exited with status %d", quote(argv), res.ExitCode)
+		return res, fmt.Errorf("self-fence command %s exited with status %d", program(argv), res.ExitCode)
 	default:
-		return res, fmt.Errorf("self-fence command %s: %w", quote(argv), err)
+		return res, fmt.Errorf("self-fence command %s: %w", program(argv), err)
 	}
-}
-
-func quote(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = strconv.Quote(a)
-	}
-	return strings.Join(q, " ")
 }
 
 // Killer removes a node from the cluster (cman kill).

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,8 +60,9 @@ func TestParseTemplate(t *testing.T) {
 		if got := tpl.Expand("node 2", 2); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ParseTemplate(%q).Expand = %q, want %q", tt.in, got, tt.want)
 		}
-		if tpl.String() != tt.in {
-			t.Errorf("String() = %q, want the original %q", tpl.String(), tt.in)
+		if str := tpl.String(); !strings.HasPrefix(str, strconv.Quote(tt.want[0])) ||
+			(len(tt.want) > 1 && tt.want[len(tt.want)-1] != "" && strings.Contains(str, tt.want[len(tt.want)-1])) {
+			t.Errorf("String() = %q, want the program %q and no arguments", str, tt.want[0])
 		}
 	}
 }
@@ -156,6 +158,48 @@ func TestRunNeedsName(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), byID, "", 7); err != nil {
 		t.Errorf("a command that does not use {name} ran without a name: %v", err)
+	}
+}
+
+// Fence commands carry credentials: neither String nor Run's errors may
+// show the arguments.
+func TestArgumentsNotShown(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "fence-self")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := ParseTemplate(p + " -p s3cret -n {name}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if str := tpl.String(); strings.Contains(str, "s3cret") || !strings.Contains(str, p) {
+		t.Errorf("String() = %q: want the program, not the password", str)
+	}
+	_, err = Run(context.Background(), tpl, "node1", 1)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "status 3") {
+		t.Errorf("Run error = %v: want the exit status, not the password", err)
+	}
+	if _, err := ParseTemplate("fence_x -p s3cret {Name}"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseTemplate error = %v: want one, without the password", err)
+	}
+	if _, err := ParseTemplate("fence_x -p 's3cret"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseTemplate error = %v: want one, without the password", err)
+	}
+}
+
+// A command that outlives its deadline is killed with every process it
+// started: a wrapper's fence agent must not act after we gave up on it.
+func TestRunTimeoutKillsProcessGroup(t *testing.T) {
+	tpl, dir := script(t, `(sleep 1; touch "$(dirname "$0")/late") & wait`)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := Run(ctx, tpl, "node1", 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run past its deadline = %v, want DeadlineExceeded", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "late")); err == nil {
+		t.Error("a child of the command acted after the command was killed")
 	}
 }
 
