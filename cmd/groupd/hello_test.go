@@ -59,12 +59,82 @@ func TestHelloRetriesUntilSent(t *testing.T) {
 		t.Errorf("%d calls, sent %v, failed %v; want %d calls, sent", f.calls, closed(s.sent), closed(s.failed), helloAttempts)
 	}
 	// Once announced, a later hello is tried once: kills wait behind it.
+	// It is then tried again in the background until it gets out.
 	f.mu.Lock()
-	f.fails, f.calls = 1, 0
+	f.fails, f.calls = 4, 0
 	f.mu.Unlock()
-	if err := s.SendHello([]byte("hi")); err == nil || f.calls != 1 || closed(s.failed) {
-		t.Errorf("later failing hello: err %v, %d calls, failed %v; want the error after 1 call, not failed", err, f.calls, closed(s.failed))
+	err := s.SendHello([]byte("hi"))
+	f.mu.Lock()
+	calls := f.calls
+	f.mu.Unlock()
+	if err == nil || calls != 1 || closed(s.failed) {
+		t.Errorf("later failing hello: err %v, %d calls, failed %v; want the error after 1 call, not failed", err, calls, closed(s.failed))
 	}
+	waitRetries(t, s)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls != 5 {
+		t.Errorf("%d calls in all, want 5: the failed one, 3 failed retries, the one that got out", f.calls)
+	}
+}
+
+// waitRetries waits until the background retry of a later hello stopped.
+func waitRetries(t *testing.T, s *helloSender) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.retryMu.Lock()
+		running := s.retrying
+		s.retryMu.Unlock()
+		if !running {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background hello retry still runs after 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A later hello that fails while the background retry runs does not start
+// a second retry.
+func TestHelloOneBackgroundRetry(t *testing.T) {
+	f := &flakyCast{}
+	s := testHello(f)
+	if err := s.SendHello([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.fails, f.calls = 3, 0 // both later hellos and the first retry fail
+	f.mu.Unlock()
+	s.backoff = 20 * time.Millisecond
+	s.SendHello([]byte("hi"))
+	s.SendHello([]byte("hi"))
+	waitRetries(t, s)
+	s.retryMu.Lock()
+	retries := s.retries
+	s.retryMu.Unlock()
+	if retries != 2 {
+		t.Errorf("%d background attempts, want 2 (one failed, one got out)", retries)
+	}
+}
+
+// Shutdown ends the background retry.
+func TestHelloBackgroundRetryStopsOnShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &flakyCast{}
+	s := testHello(f)
+	s.ctx = ctx
+	if err := s.SendHello([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.fails, f.calls = 1<<30, 0
+	f.mu.Unlock()
+	s.SendHello([]byte("hi"))
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	waitRetries(t, s)
 }
 
 // A first hello that never gets out closes failed, so the daemon exits

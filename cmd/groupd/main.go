@@ -499,8 +499,12 @@ type multicaster interface {
 // helloSender multicasts our hello and notes the first one that got out,
 // which is when the daemon is ready. Until then a failed hello is tried
 // again, with back-off; if the first one cannot be sent at all, failed is
-// closed and err says why. SendHello is called from one goroutine at a
-// time (the daemon's effect queue).
+// closed and err says why. A later hello (to nodes that joined after us)
+// is tried once, so that kills queued behind it do not wait; if that
+// fails, it is tried again in the background until one gets out or the
+// daemon stops: a node that never hears from us would fence us.
+// SendHello is called from one goroutine at a time (the daemon's effect
+// queue).
 type helloSender struct {
 	m        multicaster
 	ctx      context.Context
@@ -508,6 +512,12 @@ type helloSender struct {
 	attempts int
 	backoff  time.Duration
 	timeout  time.Duration
+
+	retryMu   sync.Mutex
+	retrying  bool   // the background retry runs
+	retryData []byte // the hello it sends
+	dirty     bool   // a hello failed since its last attempt began
+	retries   int    // background attempts made, for tests
 
 	sent     chan struct{}
 	sentOnce sync.Once
@@ -560,6 +570,60 @@ func (s *helloSender) SendHello(data []byte) error {
 			s.err = err
 			close(s.failed)
 		})
+	} else if s.ctx.Err() == nil {
+		s.retryLater(data)
 	}
 	return err
+}
+
+// retryLater makes sure a later hello that failed gets out in the end.
+func (s *helloSender) retryLater(data []byte) {
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	s.retryData, s.dirty = data, true
+	if s.retrying {
+		return
+	}
+	s.retrying = true
+	s.log.Warnf("could not send our hello to the groupd group: trying again in the background, at least every %s; until it gets out, nodes that joined since may fence us", s.timeout+s.timeout)
+	go s.retryLoop()
+}
+
+func (s *helloSender) retryLoop() {
+	delay := s.backoff
+	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			s.retryMu.Lock()
+			s.retrying = false
+			s.retryMu.Unlock()
+			return
+		}
+		s.retryMu.Lock()
+		data := s.retryData
+		s.dirty = false
+		s.retries++
+		s.retryMu.Unlock()
+
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		err := s.m.Multicast(ctx, cpg.Agreed, data)
+		cancel()
+
+		s.retryMu.Lock()
+		if err == nil && !s.dirty {
+			s.retrying = false
+			s.retryMu.Unlock()
+			s.log.Infof("sent our hello to the groupd group after an earlier attempt failed")
+			return
+		}
+		s.retryMu.Unlock()
+		if err == nil {
+			delay = s.backoff // another hello failed meanwhile: send again
+			continue
+		}
+		delay = min(2*delay, s.timeout)
+	}
 }
