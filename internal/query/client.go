@@ -136,6 +136,27 @@ func (c *Client) ctxErr(ctx context.Context, err error) error {
 
 // Call dials, sends one request and closes: what a one-shot tool needs.
 func Call(ctx context.Context, path string, req Request) (*Response, error) {
+	delay := 20 * time.Millisecond
+	for {
+		resp, err := call(ctx, path, req)
+		var re *RemoteError
+		if !errors.As(err, &re) || re.Msg != msgTooMany {
+			return resp, err
+		}
+		// Every connection is in use, for now: they are short, or bounded
+		// by the daemon's idle timeout.
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return resp, fmt.Errorf("%w (and still so when %w)", err, ctx.Err())
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+func call(ctx context.Context, path string, req Request) (*Response, error) {
 	c, err := Dial(ctx, path)
 	if err != nil {
 		return nil, err

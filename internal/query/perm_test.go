@@ -19,6 +19,7 @@ import (
 const (
 	helperEnv  = "GROUPD_QUERY_HELPER_SOCKET"
 	helperOp   = "GROUPD_QUERY_HELPER_OP" // "ack": ack node 3; else status
+	helperOnce = "GROUPD_QUERY_HELPER_ONCE" // "1": one try, not Call's waiting for a slot
 	nobody     = 65534
 	queryGroup = 4242
 )
@@ -38,7 +39,11 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(helperOp) == "ack" {
 		req = Request{Op: OpAck, Node: 3}
 	}
-	resp, err := Call(ctx, path, req)
+	call := Call
+	if os.Getenv(helperOnce) == "1" {
+		call = callOnce
+	}
+	resp, err := call(ctx, path, req)
 	var re *RemoteError
 	switch {
 	case errors.As(err, &re):
@@ -171,5 +176,33 @@ func TestAckNeedsRoot(t *testing.T) {
 	resp, err := Call(ctx5s(t), srv.Addr(), Request{Op: OpAck, Node: 3})
 	if err != nil || resp.Acked == nil || resp.Acked.State != "acked" {
 		t.Errorf("root's ack: %+v, %v", resp, err)
+	}
+}
+
+// Readers in the query group cannot take every slot: once the general ones
+// are in use they are refused, while root (fence_tool, group_tool ack)
+// still gets one of the reserved slots.
+func TestReservedConnsForRoot(t *testing.T) {
+	dir, bin := permSetup(t)
+	srv := serve(t, Config{Path: filepath.Join(dir, "busy.sock"), Group: fmt.Sprint(queryGroup), MaxConns: 1, ReservedConns: 1}, newFakeHandler())
+	ctx := ctx5s(t)
+	hog, err := Dial(ctx, srv.Addr()) // holds the one general slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	if _, err := hog.Do(ctx, Request{Op: OpStatus}); err != nil {
+		t.Fatal(err)
+	}
+	if out := runAs(t, bin, srv.Addr(), queryGroup, nil, helperOnce+"=1"); !strings.Contains(out["remote_error"], "too many") {
+		t.Errorf("a group reader with the general slots in use got %v, want a too-many reply", out)
+	}
+	if _, err := Call(ctx, srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Errorf("root with the general slots in use: %v, want a reserved slot", err)
+	}
+	hog.Close()
+	// Call waits for the freed slot.
+	if out := runAs(t, bin, srv.Addr(), queryGroup, nil); out["phase"] != "joined" {
+		t.Fatalf("a group reader once the general slot was freed: %v", out)
 	}
 }

@@ -53,8 +53,13 @@ type Config struct {
 	// Mode overrides the socket mode (tests; unusual setups). Access is
 	// still checked per connection from the peer's credentials.
 	Mode os.FileMode
-	// MaxConns bounds concurrent connections; default 32.
+	// MaxConns bounds concurrent connections; default 32. Root and the
+	// daemon's own uid (fence_tool, group_tool ack) may use ReservedConns
+	// more, so that readers in Group cannot lock them out.
 	MaxConns int
+	// ReservedConns is how many connections beyond MaxConns are kept for
+	// root and the daemon's uid; default 8.
+	ReservedConns int
 	// WriteTimeout bounds each reply write, so a client that stops reading
 	// cannot hold a connection forever; default 10s.
 	WriteTimeout time.Duration
@@ -73,7 +78,10 @@ type Server struct {
 	ln   listener
 	gid  int // allowed group, -1 for none
 	euid int
-	sem  chan struct{}
+	sem  chan struct{} // a slot for every connection
+	// reserve: the slots only root and the daemon's uid may take once sem
+	// is full.
+	reserve chan struct{}
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -104,6 +112,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 32
+	}
+	if cfg.ReservedConns <= 0 {
+		cfg.ReservedConns = 8
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
@@ -151,6 +162,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	return &Server{
 		cfg: cfg, h: h, ln: ln, gid: gid, euid: os.Geteuid(),
 		sem:     make(chan struct{}, cfg.MaxConns),
+		reserve: make(chan struct{}, cfg.ReservedConns),
 		closing: make(chan struct{}),
 		conns:   map[net.Conn]bool{},
 	}, nil
@@ -242,20 +254,39 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.logf("info", "query socket %s: accepting connections again", s.cfg.Path)
 			delay, lastErr = 0, ""
 		}
+		// Credentials first: they decide which slots the peer may take.
+		p, err := peerOf(c)
+		if err != nil {
+			s.logf("warn", "query connection refused: cannot read peer credentials: %v", err)
+			s.reject(c, "permission denied: cannot read peer credentials")
+			continue
+		}
+		slot := s.sem
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			s.reject(c, "too many query connections; try again")
-			continue
+			if !s.mayChange(p) {
+				s.logf("warn", "query connection from pid %d uid %d refused: all %d connections are in use", p.pid, p.uid, s.cfg.MaxConns)
+				s.reject(c, msgTooMany)
+				continue
+			}
+			select {
+			case s.reserve <- struct{}{}:
+				slot = s.reserve
+			default:
+				s.logf("warn", "query connection from pid %d uid %d refused: all %d connections and the %d reserved for root are in use", p.pid, p.uid, s.cfg.MaxConns, s.cfg.ReservedConns)
+				s.reject(c, msgTooMany)
+				continue
+			}
 		}
 		s.track(c, true)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.sem }()
+			defer func() { <-slot }()
 			defer s.track(c, false)
 			defer c.Close()
-			s.serveConn(ctx, c)
+			s.serveConn(ctx, c, p)
 		}()
 	}
 }
@@ -287,6 +318,10 @@ func (s *Server) closeConns() {
 		c.Close()
 	}
 }
+
+// msgTooMany is the reply to a connection over the limit; Call recognises
+// it and tries again.
+const msgTooMany = "too many query connections; try again"
 
 func (s *Server) reject(c net.Conn, msg string) {
 	s.write(c, errorResponse("", "%s", msg))
@@ -371,13 +406,7 @@ func (s *Server) allowed(p peer) bool {
 // daemon's own uid, never the query group alone.
 func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 
-func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
-	p, err := peerOf(c)
-	if err != nil {
-		s.logf("warn", "query connection refused: cannot read peer credentials: %v", err)
-		s.write(c, errorResponse("", "permission denied: cannot read peer credentials"))
-		return
-	}
+func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
 	if !s.allowed(p) {
 		s.logf("warn", "query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
 		s.write(c, errorResponse("", "permission denied: uid %d is not allowed to query groupd", p.uid))

@@ -320,32 +320,70 @@ func TestWatchEndedByDaemon(t *testing.T) {
 	}
 }
 
+// Beyond MaxConns, only the reserved slots are left, for root and the
+// daemon's uid (the test's uid is the daemon's); beyond those, a client is
+// told there are too many.
 func TestMaxConns(t *testing.T) {
-	srv := serve(t, Config{MaxConns: 1}, newFakeHandler())
+	srv := serve(t, Config{MaxConns: 1, ReservedConns: 1}, newFakeHandler())
 	ctx := ctx5s(t)
-	first, err := Dial(ctx, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
+	var held []*Client
+	for range 2 { // the one general slot, then the reserved one
+		c, err := Dial(ctx, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
+			t.Fatalf("connection %d of MaxConns 1 + ReservedConns 1: %v", len(held)+1, err)
+		}
+		held = append(held, c)
 	}
-	if _, err := first.Do(ctx, Request{Op: OpStatus}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Call(ctx, srv.Addr(), Request{Op: OpStatus})
+	first := held[0]
+	_, err := callOnce(ctx, srv.Addr(), Request{Op: OpStatus})
 	var re *RemoteError
 	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
 		t.Errorf("connection over the limit: %v, want a too-many reply", err)
 	}
-	first.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := Call(ctx, srv.Addr(), Request{Op: OpStatus}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("slot not freed after the first client closed")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// Call, unlike one Do, waits for a slot: the first client's, once it
+	// closes.
+	time.AfterFunc(100*time.Millisecond, func() { first.Close() })
+	start := time.Now()
+	if _, err := Call(ctx, srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Fatalf("Call while every slot was in use, one closing after 100ms: %v", err)
 	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("Call answered after %v, before any slot was free", d)
+	}
+	// With no slot ever freed, Call gives up with its context, saying why.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	var hog *Client
+	for hog == nil { // the slot of the Call above is freed once the server sees it closed
+		c, err := Dial(ctx, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Do(ctx, Request{Op: OpStatus}); err == nil {
+			hog = c
+		} else if c.Close(); ctx.Err() != nil {
+			t.Fatalf("no slot for a second client: %v", err)
+		}
+	}
+	defer hog.Close()
+	if _, err := Call(short, srv.Addr(), Request{Op: OpStatus}); !errors.As(err, &re) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Call with every slot held: %v, want the too-many reply and the deadline", err)
+	}
+}
+
+// callOnce is one request on one connection, without Call's waiting for
+// a free slot.
+func callOnce(ctx context.Context, path string, req Request) (*Response, error) {
+	c, err := Dial(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Do(ctx, req)
 }
 
 // Serve must not hang on clients that connect and say nothing.
@@ -413,7 +451,7 @@ func TestClientTimeout(t *testing.T) {
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	h := newFakeHandler()
-	srv := serve(t, Config{MaxConns: 4, IdleTimeout: idle}, h)
+	srv := serve(t, Config{MaxConns: 3, ReservedConns: 1, IdleTimeout: idle}, h)
 	ctx := ctx5s(t)
 
 	// A watcher and a client that asks often take a slot each and keep it.
@@ -445,7 +483,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		c.Write([]byte(partial))
 		hung = append(hung, c)
 	}
-	_, err = Call(ctx, srv.Addr(), Request{Op: OpStatus})
+	_, err = callOnce(ctx, srv.Addr(), Request{Op: OpStatus})
 	if re := (*RemoteError)(nil); !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
 		t.Fatalf("with every slot taken: %v, want a too-many reply", err)
 	}
