@@ -18,7 +18,7 @@ import (
 
 const (
 	helperEnv  = "GROUPD_QUERY_HELPER_SOCKET"
-	helperOp   = "GROUPD_QUERY_HELPER_OP" // "ack": ack node 3; else status
+	helperOp   = "GROUPD_QUERY_HELPER_OP"   // "ack": ack node 3; else status
 	helperOnce = "GROUPD_QUERY_HELPER_ONCE" // "1": one try, not Call's waiting for a slot
 	nobody     = 65534
 	queryGroup = 4242
