@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/groupd-go/groupd/internal/query"
 	"github.com/groupd-go/groupd/internal/residual"
 	"github.com/groupd-go/groupd/internal/selffence"
 )
@@ -38,6 +39,7 @@ type options struct {
 	quorumWait       time.Duration
 	fenceTimeout     time.Duration
 	group            string
+	lockFile         string
 }
 
 // defaultQuorumWait covers a cluster booting together: corosync forms one
@@ -53,7 +55,7 @@ const defaultQuorumWait = 10 * time.Second
 const defaultFenceTimeout = 5 * time.Minute
 
 // hiddenFlags are for tests and are left out of --help.
-var hiddenFlags = map[string]bool{"group": true}
+var hiddenFlags = map[string]bool{"group": true, "lock-file": true}
 
 // flagSet defines the daemon's flags on a new FlagSet writing errors and
 // usage to out.
@@ -75,6 +77,7 @@ func flagSet(o *options, out io.Writer) *flag.FlagSet {
 	fl.DurationVar(&o.quorumWait, "quorum-wait", defaultQuorumWait, "how long to wait for quorum before joining the groupd group; 0 joins at once")
 	fl.DurationVar(&o.fenceTimeout, "fence-timeout", defaultFenceTimeout, "how long the self-fence command may run before it is killed; startup (systemd's TimeoutStartSec) must allow for it")
 	fl.StringVar(&o.group, "group", "groupd", "name of the process group to join (tests only)")
+	fl.StringVar(&o.lockFile, "lock-file", "/run/groupd/groupd.lock", "`path` of the lock that keeps one groupd per node (tests only)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: groupd [options]\n\nThe groupd daemon: refuses to join the cluster's groupd group with residual dlm/gfs state, tracks failed nodes until they are fenced, and answers group_tool.\n\nOptions:\n")
 		printDefaults(fl)
@@ -135,6 +138,11 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if o.socket == "" {
 		return nil, errors.New("--socket must not be empty")
+	}
+	if o.socketGroup != "" {
+		if _, err := query.LookupGroup(o.socketGroup); err != nil {
+			return nil, fmt.Errorf("--socket-group: %w", err)
+		}
 	}
 	if o.fenceTimeout <= 0 {
 		return nil, errors.New("--fence-timeout must be positive")

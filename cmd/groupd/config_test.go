@@ -92,6 +92,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"argument", "", []string{"extra"}, "unexpected argument"},
 		{"empty group", "", []string{"--group", ""}, "--group must not be empty"},
 		{"zero fence timeout", "fence-timeout = 0s\n", nil, "--fence-timeout must be positive"},
+		{"unknown socket group", "", []string{"--socket-group", "groupd-no-such-group"}, "--socket-group"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,7 +117,8 @@ func startDaemon(t *testing.T, o daemonOpts) *daemonProc {
 		tool:   tool,
 		done:   make(chan struct{}),
 	}
-	args := append([]string{"--debug", "--socket", d.socket, "--group", d.group, "--sysfs-root", root, "--config", "/dev/null"}, o.args...)
+	args := append([]string{"--debug", "--socket", d.socket, "--group", d.group, "--sysfs-root", root, "--config", "/dev/null",
+		"--lock-file", filepath.Join(dir, "run", "groupd.lock")}, o.args...)
 	argv := append(append([]string{}, o.prefix...), bin)
 	argv = append(argv, args...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
@@ -774,5 +775,35 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	}
 	if !strings.Contains(d.log.String(), "again: abandoning the self-fence") {
 		t.Errorf("no log line for the abandoned fence")
+	}
+}
+
+// One groupd per node, whatever its socket: a second one, which would take
+// the first one's dlm/gfs state for residual state and fence the node,
+// refuses to start before it looks at sysfs.
+func TestSecondDaemonRefused(t *testing.T) {
+	corotest.Start(t)
+	notifyEnv, notified := notifySocket(t)
+	first := startDaemon(t, daemonOpts{env: []string{notifyEnv}})
+	eventually(t, 10*time.Second, "the first groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	lock := filepath.Join(filepath.Dir(first.socket), "groupd.lock")
+
+	// Its own socket, and residual state that would make it fence.
+	second := startDaemon(t, daemonOpts{
+		sysfs: map[string]string{"sys/kernel/dlm/ls": ""},
+		args:  []string{"--lock-file", lock, "--fence-command", "false"},
+	})
+	if code := second.wait(10 * time.Second); code != exitFailed {
+		t.Fatalf("a second groupd exited %d, want %d", code, exitFailed)
+	}
+	want := fmt.Sprintf("another groupd runs on this node: pid %d holds %s", first.cmd.Process.Pid, lock)
+	if log := second.log.String(); !strings.Contains(log, want) || strings.Contains(log, "residual") {
+		t.Errorf("the second groupd's log does not say %q, or it went on to the residual check:\n%s", want, log)
+	}
+	if !first.running() {
+		t.Fatal("the first groupd stopped")
+	}
+	if _, err := os.Stat(second.socket); err == nil {
+		t.Error("the second groupd opened its query socket")
 	}
 }

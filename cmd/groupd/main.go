@@ -226,12 +226,18 @@ func (d *daemon) run(ctx context.Context) int {
 		return exitFailed
 	}
 
-	// The socket comes before the residual scan: a groupd already running
-	// here holds dlm/gfs state that would look residual, and must not make
-	// this second one fence the node.
+	// The lock and the socket come before the residual scan: a groupd
+	// already running here holds dlm/gfs state that would look residual,
+	// and must not make this second one fence the node.
+	lock, err := lockInstance(o.lockFile)
+	if err != nil {
+		log.Errorf("%v; groupd did not start", err)
+		return exitFailed
+	}
+	defer lock.Close()
 	srv, err := query.Listen(query.Config{Path: o.socket, Group: o.socketGroup, Log: log}, gd.QueryHandler(d.ring.Lines))
 	if err != nil {
-		log.Errorf("cannot open the query socket: %v; is another groupd running? groupd did not start", err)
+		log.Errorf("cannot open the query socket: %v; groupd did not start", err)
 		return exitFailed
 	}
 	defer srv.Close()

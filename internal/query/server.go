@@ -124,7 +124,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}
 	gid := -1
 	if cfg.Group != "" {
-		g, err := lookupGroup(cfg.Group)
+		g, err := LookupGroup(cfg.Group)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +168,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}, nil
 }
 
-func lookupGroup(s string) (int, error) {
+// LookupGroup resolves a group name or numeric id, as Config.Group takes
+// it, to a gid.
+func LookupGroup(s string) (int, error) {
 	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
 		return n, nil
 	}
