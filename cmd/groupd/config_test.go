@@ -35,6 +35,7 @@ func TestOptionsDefaults(t *testing.T) {
 		configPath: o.configPath, foreground: true, logLevel: logrus.InfoLevel,
 		socket: "/run/groupd/groupd.sock", sysfsRoot: "/", policy: residual.PolicyFence,
 		fenceCommand: selffence.DefaultCommand, quorumWait: 10 * time.Second, fenceTimeout: 5 * time.Minute, group: "groupd",
+		lockFile: "/run/groupd/groupd.lock",
 	}
 	if *o != want {
 		t.Errorf("defaults = %+v, want %+v", *o, want)
@@ -44,7 +45,7 @@ func TestOptionsDefaults(t *testing.T) {
 func TestOptionsConfigFileAndFlags(t *testing.T) {
 	conf := writeConfig(t, `# groupd settings
 socket = /run/g/q.sock
-socket-group = haclient
+socket-group = daemon
 
 residual-policy = stay
 fence-command = sh -c 'logger fencing {name} = {nodeid}'
@@ -56,7 +57,7 @@ log-level = warning
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.socket != "/run/g/q.sock" || o.socketGroup != "haclient" {
+	if o.socket != "/run/g/q.sock" || o.socketGroup != "daemon" {
 		t.Errorf("socket %q group %q from the file not applied", o.socket, o.socketGroup)
 	}
 	if o.policy != residual.PolicyKick {
