@@ -293,12 +293,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting and removes the socket file. Serve closes the open
-// connections on its way out.
+// Close stops accepting, removes the socket file and closes the open
+// connections at once, so that no one is answered after it (the daemon
+// calls it when corosync goes away: its answers would be stale). Serve
+// then waits for the connections' goroutines on its way out.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.ln.Close() // unlinks the socket: net sets unlink-on-close for Listen
+		s.closeConns()
 	})
 	return nil
 }
