@@ -338,7 +338,11 @@ func (c *Cluster) NodeID() uint32 { return c.nodeID }
 // It does not use quorum_getquorate: that would share the quorum handle,
 // and so its lock, with event delivery, and a Quorate waiting for a
 // frozen corosync would hold up the end of the Events stream at Close.
-// Votequorum is the quorum provider, so both give the same answer.
+// Votequorum is the quorum provider, so the two agree once membership has
+// settled; while corosync syncs a new ring, votequorum's flag may change a
+// moment before quorum_getquorate and before the quorum event on Events
+// does. Code that must agree with the event stream should follow the
+// Quorate of the events.
 func (c *Cluster) Quorate() (bool, error) {
 	info, err := c.nodeInfo(c.nodeID)
 	if err != nil {

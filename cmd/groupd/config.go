@@ -77,7 +77,10 @@ func flagSet(o *options, out io.Writer) *flag.FlagSet {
 	fl.DurationVar(&o.quorumWait, "quorum-wait", defaultQuorumWait, "how long to wait for quorum before joining the groupd group; 0 joins at once")
 	fl.DurationVar(&o.fenceTimeout, "fence-timeout", defaultFenceTimeout, "how long the self-fence command may run before it is killed; startup (systemd's TimeoutStartSec) must allow for it")
 	fl.StringVar(&o.group, "group", "groupd", "name of the process group to join (tests only)")
-	fl.StringVar(&o.lockFile, "lock-file", "/run/groupd/groupd.lock", "`path` of the lock that keeps one groupd per node (tests only)")
+	// Not in /run/groupd: systemd removes its RuntimeDirectory whenever the
+	// unit stops, a failed start included, and would take a held lock
+	// with it.
+	fl.StringVar(&o.lockFile, "lock-file", "/run/groupd.lock", "`path` of the lock that keeps one groupd per node (tests only)")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "Usage: groupd [options]\n\nThe groupd daemon: refuses to join the cluster's groupd group with residual dlm/gfs state, tracks failed nodes until they are fenced, and answers group_tool.\n\nOptions:\n")
 		printDefaults(fl)

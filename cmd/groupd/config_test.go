@@ -35,7 +35,7 @@ func TestOptionsDefaults(t *testing.T) {
 		configPath: o.configPath, foreground: true, logLevel: logrus.InfoLevel,
 		socket: "/run/groupd/groupd.sock", sysfsRoot: "/", policy: residual.PolicyFence,
 		fenceCommand: selffence.DefaultCommand, quorumWait: 10 * time.Second, fenceTimeout: 5 * time.Minute, group: "groupd",
-		lockFile: "/run/groupd/groupd.lock",
+		lockFile: "/run/groupd.lock",
 	}
 	if *o != want {
 		t.Errorf("defaults = %+v, want %+v", *o, want)

@@ -450,6 +450,13 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	d.extendTimeout(o.fenceTimeout + time.Minute)
 	d.fenceDeadline.Store(time.Now().Add(o.fenceTimeout).UnixNano())
 	d.fencing.Store(true)
+	if ctx.Err() != nil {
+		// A signal came just before fencing began and was taken for a
+		// clean shutdown; the fence runs to the end all the same, so ask
+		// systemd (now stopping us) for its time.
+		log.Warnf("a stop was requested as %s began fencing itself: the self-fence runs to the end; send another signal to abandon it and exit at once", d.who())
+		d.extendTimeout(o.fenceTimeout + time.Minute)
+	}
 	defer d.fencing.Store(false)
 	d.selfKilled.Store(true)
 	log.Warnf("removing %s from the cluster (corosync kill of our own node)", d.who())

@@ -400,7 +400,7 @@ func TestFenceJoinOwnGroupdGone(t *testing.T) {
 		t.Errorf("nobody may be fenced once the local groupd cannot answer, but:\n%s", dumpLog(fenced))
 	}
 	e := find(log, toolEvent("node3", "error", "node3"))
-	if len(e) != 1 || !strings.Contains(e[0].Text, "without fencing") {
+	if len(e) != 1 || !strings.Contains(e[0].Text, "without fencing any further node") {
 		t.Errorf("want one error line saying the join gave up without fencing; have %v", e)
 	}
 	if out, _ := c.exec(3, "fence_tool", "status"); !strings.Contains(out, "join failed") {

@@ -310,6 +310,14 @@ func (s *Server) track(c net.Conn, add bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
+		select {
+		case <-s.closing:
+			// Accepted just before Close, tracked after it closed the
+			// others: close this one too, nobody is answered after Close.
+			c.Close()
+			return
+		default:
+		}
 		s.conns[c] = true
 	} else {
 		delete(s.conns, c)

@@ -183,11 +183,22 @@ func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, e
 	// must not go on, and perhaps power-cycle the node, after we reported
 	// the fencing failed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != syscall.ESRCH {
+			return err
+		}
+		return os.ErrProcessDone // it ended just as the deadline came
+	}
 	// A grandchild that keeps our pipes open must not hold us forever.
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err = cmd.Run()
+	if err != nil && cmd.Process != nil {
+		// Failed, for whatever reason: whatever it left running in its
+		// group (an agent behind a wrapper that gave up) must not act
+		// after we report that fencing did not happen.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	res.Duration = time.Since(start)
 	res.Output, res.Truncated = out.bytes()
 	if cmd.ProcessState != nil {

@@ -203,6 +203,19 @@ func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// A wrapper that fails while the agent it started goes on: the agent is
+// killed too, since the run is reported as failed.
+func TestRunFailureKillsProcessGroup(t *testing.T) {
+	tpl, dir := script(t, `(sleep 1; touch "$(dirname "$0")/late") >/dev/null 2>&1 & exit 4`)
+	if _, err := Run(context.Background(), tpl, "node1", 1); err == nil || !strings.Contains(err.Error(), "status 4") {
+		t.Fatalf("Run = %v, want exit status 4", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "late")); err == nil {
+		t.Error("a child of the failed command acted after Run reported the failure")
+	}
+}
+
 func TestRunTimeout(t *testing.T) {
 	tpl, _ := script(t, "exec sleep 30")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
