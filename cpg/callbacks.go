@@ -16,6 +16,10 @@ import (
 	"unsafe"
 )
 
+// deliverHook, when set (tests only), is called with each message's size
+// inside the deliver trampoline, where a panic must end the stream.
+var deliverHook func(size int)
+
 // handleFor finds the Handle a callback belongs to. A callback for a handle
 // that is unknown (never ours, or already closed) is dropped.
 func handleFor(ctx C.uintptr_t) (h *Handle) {
@@ -33,7 +37,7 @@ func handleFor(ctx C.uintptr_t) (h *Handle) {
 
 // guard turns a panic in a trampoline into the stream's terminal error.
 func (h *Handle) guard() {
-	if r := recover(); r != nil {
+	if r := recover(); r != nil && h.panicked == nil {
 		h.panicked = fmt.Errorf("cpg: panic in event callback: %v", r)
 	}
 }
@@ -55,6 +59,9 @@ func goDeliver(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t, nodeid, pid C.
 		return
 	}
 	defer h.guard()
+	if deliverHook != nil {
+		deliverHook(int(n))
+	}
 	data, pooled := copyIn(unsafe.Slice((*byte)(msg), int(n)))
 	if uint32(nodeid) == h.self.NodeID && uint32(pid) == h.self.PID {
 		h.ownReturned(uint64(n))

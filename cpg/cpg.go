@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/cgo"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,15 @@ type Handle struct {
 	groupMu sync.Mutex
 	group   string
 	joined  bool
+
+	// reqMu serializes the calls that send corosync a request and wait
+	// for its reply (everything but cpg_dispatch, which reads the event
+	// channel): libcpg does not, and two at once on one connection would
+	// garble the request ring or take each other's replies. It is held
+	// per call, never across a back-off, and cpg_finalize runs under it
+	// (finalized then set), so Close waits for a call inside corosync.
+	reqMu     sync.Mutex
+	finalized bool
 
 	// progress wakes multicasts waiting out flow control whenever
 	// corosync delivered something, which is when its queues drain.
@@ -192,12 +202,19 @@ func (h *Handle) dispatchLoop() {
 			return
 		}
 		h.dispatchMu.Lock()
+		if h.Err() != nil {
+			h.dispatchMu.Unlock()
+			return // a multicast ended the stream (a panicking trampoline)
+		}
 		before := h.dispatched
 		err := h.dispatchReady()
+		if err != nil && err != h.panicked {
+			err = fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err)
+		}
 		idle := h.dispatched == before
 		h.dispatchMu.Unlock()
 		if err != nil {
-			h.terminate(fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err))
+			h.terminate(err)
 			return
 		}
 		if idle {
@@ -239,7 +256,12 @@ func (h *Handle) flush() {
 }
 
 // collect is called by the trampolines for each event, in corosync's order.
+// After a trampoline panicked, the stream has a hole where that event was:
+// nothing after it is delivered, and the stream ends with the panic.
 func (h *Handle) collect(ev Event) {
+	if h.panicked != nil {
+		return
+	}
 	h.dispatched++
 	h.batch = append(h.batch, ev)
 	if len(h.batch) >= dispatchBatch {
@@ -259,12 +281,17 @@ func hungUp(fd int) bool {
 	return pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
 }
 
-// terminate ends the stream with err. It takes dispatchMu, so that a
+// terminate ends the stream with err, once. It takes dispatchMu, so that a
 // multicast delivering what is ready cannot add events after the end (it
-// checks Err under dispatchMu). Dispatch goroutine only.
+// checks Err under dispatchMu), nor the dispatch goroutine (it does too).
+// Called by the dispatch goroutine, or by a multicast whose delivery ran
+// into a panicking trampoline.
 func (h *Handle) terminate(err error) {
 	h.dispatchMu.Lock()
 	defer h.dispatchMu.Unlock()
+	if h.terminated.Load() != nil || h.closed.Load() {
+		return // ended already, or Close is ending it
+	}
 	h.terminated.Store(&err)
 	defer h.progress.notify()
 	select {
@@ -276,10 +303,14 @@ func (h *Handle) terminate(err error) {
 }
 
 // Close leaves corosync (cpg_finalize): it stops event delivery, waits for
-// the dispatch goroutine, closes the Events channel (discarding events not
-// yet received) and only then finalizes the C handle. Close may be called
-// from any goroutine, also while events are being received, and more than
-// once; later calls return nil.
+// the dispatch goroutine, closes the Events channel and only then
+// finalizes the C handle. Events queued beyond the channel's buffer are
+// discarded; those already in it (up to its capacity, 1024) can still be
+// received. Close may be called from any goroutine, also while events are
+// being received, and more than once; later calls return nil. A call
+// waiting inside corosync for its reply (a MembershipGet to a frozen
+// corosync) delays the return of Close, not the end of the stream: the
+// handle is finalized once that call is back.
 func (h *Handle) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
@@ -297,7 +328,10 @@ func (h *Handle) Close() error {
 		case h.paceWake <- struct{}{}:
 		default:
 		}
+		h.reqMu.Lock() // a call inside corosync returns first
 		rc := cs.Result(int(C.cpg_finalize(h.handle)))
+		h.finalized = true
+		h.reqMu.Unlock()
 		h.ctx.Delete()
 		if rc != nil && h.Err() == nil {
 			err = fmt.Errorf("cpg finalize: %w", rc)
@@ -326,8 +360,19 @@ const (
 	maxBackoff   = 100 * time.Millisecond
 )
 
-// retry calls f until it returns something other than CS_ERR_TRY_AGAIN,
-// or until ctx is done.
+// call runs one request-side libcpg call under reqMu, or returns
+// CS_ERR_BAD_HANDLE once the handle is finalized.
+func (h *Handle) call(f func() C.cs_error_t) C.cs_error_t {
+	h.reqMu.Lock()
+	defer h.reqMu.Unlock()
+	if h.finalized {
+		return C.CS_ERR_BAD_HANDLE
+	}
+	return f()
+}
+
+// retry calls f (through call) until it returns something other than
+// CS_ERR_TRY_AGAIN, or until ctx is done.
 func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
 	var timer *time.Timer
 	delay := firstBackoff
@@ -335,7 +380,7 @@ func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
 		if h.closed.Load() {
 			return ErrClosed
 		}
-		err := cs.Result(int(f()))
+		err := cs.Result(int(h.call(f)))
 		if !errors.Is(err, cs.ErrTryAgain) {
 			if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
 				return ErrClosed
@@ -399,6 +444,9 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 	if err := checkName(group); err != nil {
 		return fmt.Errorf("cpg join %q: %w", group, err)
 	}
+	if h.closed.Load() {
+		return fmt.Errorf("cpg join %q: %w", group, ErrClosed)
+	}
 	h.groupMu.Lock()
 	defer h.groupMu.Unlock()
 	if h.joined {
@@ -422,6 +470,9 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 // among them, then see it leave with ReasonLeave. CS_ERR_TRY_AGAIN is
 // retried with back-off until ctx is done.
 func (h *Handle) Leave(ctx context.Context) error {
+	if h.closed.Load() {
+		return fmt.Errorf("cpg leave: %w", ErrClosed)
+	}
 	h.groupMu.Lock()
 	defer h.groupMu.Unlock()
 	if !h.joined {
@@ -469,6 +520,13 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 		return fmt.Errorf("cpg multicast: message of %d bytes is larger than corosync's limit of %d: %w",
 			total, MaxMessageSize, cs.ErrTooBig)
 	}
+	// libcpg sends an empty first buffer of a message above
+	// MaxAtomicMsgSize as a fragment of its own, marked first, and so the
+	// next one: every receiver's libcpg starts the message over and leaks
+	// what it had assembled. Empty buffers add nothing: drop them.
+	if slices.ContainsFunc(bufs, func(b []byte) bool { return len(b) == 0 }) {
+		bufs = slices.DeleteFunc(slices.Clone(bufs), func(b []byte) bool { return len(b) == 0 })
+	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
 	if err := h.pace(ctx, total); err != nil {
@@ -500,10 +558,17 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	// between two sends, unless the dispatch goroutine is at it: this
 	// saves it a wake-up, and keeps corosync's queue to us short.
 	if h.dispatchMu.TryLock() {
+		var panicked error
 		if h.Err() == nil && !h.closed.Load() {
 			h.dispatchReady() // a lost connection is the dispatch goroutine's to report
+			panicked = h.panicked
 		}
 		h.dispatchMu.Unlock()
+		if panicked != nil {
+			// The dispatch goroutine may not wake again: end the
+			// stream here.
+			h.terminate(panicked)
+		}
 	}
 	return nil
 }
@@ -700,7 +765,11 @@ func (h *Handle) MaxAtomicMsgSize() (uint32, error) {
 		return 0, ErrClosed
 	}
 	var size C.uint32_t
-	if err := cs.Result(int(C.cpg_max_atomic_msgsize_get(h.handle, &size))); err != nil {
+	rc := h.call(func() C.cs_error_t { return C.cpg_max_atomic_msgsize_get(h.handle, &size) })
+	if err := cs.Result(int(rc)); err != nil {
+		if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
+			return 0, ErrClosed
+		}
 		return 0, fmt.Errorf("cpg max atomic msgsize: %w", err)
 	}
 	return uint32(size), nil
@@ -739,17 +808,27 @@ func (h *Handle) iterate(ctx context.Context, typ C.cpg_iteration_type_t, group 
 	var it C.cpg_iteration_handle_t
 	name, n := cName(group)
 	err := h.retry(ctx, func() C.cs_error_t {
-		return C.glue_iteration_initialize(h.handle, typ, name, n, &it)
+		it = 0
+		rc := C.glue_iteration_initialize(h.handle, typ, name, n, &it)
+		if rc != C.CS_OK && it != 0 {
+			// libcpg made the iteration handle before corosync's
+			// reply said no: do not leak it.
+			C.cpg_iteration_finalize(it)
+		}
+		return rc
 	})
 	runtime.KeepAlive(group)
 	if err != nil {
 		return nil, fmt.Errorf("cpg iteration initialize: %w", err)
 	}
-	defer C.cpg_iteration_finalize(it)
+	defer h.call(func() C.cs_error_t { return C.cpg_iteration_finalize(it) })
 	var out []GroupMember
 	for {
 		var d C.struct_cpg_iteration_description_t
-		err := cs.Result(int(C.cpg_iteration_next(it, &d)))
+		err := cs.Result(int(h.call(func() C.cs_error_t { return C.cpg_iteration_next(it, &d) })))
+		if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
+			return nil, fmt.Errorf("cpg iteration next: %w", ErrClosed)
+		}
 		if errors.Is(err, cs.ErrNoSections) {
 			return out, nil
 		}

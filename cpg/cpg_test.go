@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -505,6 +506,105 @@ func TestLargeAndScatteredMessages(t *testing.T) {
 	if m := next[*cpg.Message](t, h); len(m.Data) != 0 {
 		t.Fatalf("empty message came back with %d bytes", len(m.Data))
 	}
+	// A large message behind an empty buffer (which libcpg would send as
+	// a fragment of its own) and empty buffers only.
+	if err := h.Multicast(ctx, cpg.Agreed, nil, big, []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); !bytes.Equal(m.Data, big) {
+		t.Fatalf("1 MiB message behind an empty buffer came back as %d bytes", len(m.Data))
+	}
+	if err := h.Multicast(ctx, cpg.Agreed, nil, []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); len(m.Data) != 0 {
+		t.Fatalf("message of empty buffers came back with %d bytes", len(m.Data))
+	}
+}
+
+// Calls that talk to corosync, from several goroutines at once while
+// messages flow: each gets its own answer and the messages arrive whole
+// and in order (libcpg leaves serializing them to its caller).
+func TestConcurrentCalls(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	group := corotest.GroupName(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for i := 0; i < n; i++ {
+			binary.LittleEndian.PutUint32(buf, uint32(i))
+			if err := h.Multicast(ctx, cpg.Agreed, buf); err != nil {
+				errs <- fmt.Errorf("multicast %d: %w", i, err)
+				return
+			}
+		}
+	}()
+	self := uint32(os.Getpid())
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ms, err := h.MembershipGet(ctx, group)
+				if err != nil || len(ms) != 1 || ms[0].PID != self {
+					errs <- fmt.Errorf("MembershipGet = %v, %v; want ourselves alone", ms, err)
+					return
+				}
+				if id, err := h.LocalGet(ctx); err != nil || id != corotest.NodeID {
+					errs <- fmt.Errorf("LocalGet = %d, %v", id, err)
+					return
+				}
+				ps, err := h.GroupMembers(ctx, group)
+				if err != nil || len(ps) != 1 || ps[0].PID != self {
+					errs <- fmt.Errorf("GroupMembers = %v, %v; want ourselves alone", ps, err)
+					return
+				}
+				if size, err := h.MaxAtomicMsgSize(); err != nil || size == 0 {
+					errs <- fmt.Errorf("MaxAtomicMsgSize = %d, %v", size, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case ev := <-h.Events():
+			m, ok := ev.(*cpg.Message)
+			if !ok {
+				continue
+			}
+			if got := binary.LittleEndian.Uint32(m.Data); len(m.Data) != 2048 || got != uint32(i) {
+				t.Fatalf("message %d came back as %d bytes numbered %d", i, len(m.Data), got)
+			}
+			i++
+		case <-time.After(20 * time.Second):
+			t.Fatalf("stuck after %d of %d messages", i, n)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
 }
 
 // 100,000 messages sent while the consumer does not read: none is lost,
@@ -610,11 +710,139 @@ func TestCloseWhileDelivering(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := h.Join(ctx, "x"); !errors.Is(err, cpg.ErrClosed) && !errors.Is(err, cpg.ErrExist) {
+	if err := h.Join(ctx, "x"); !errors.Is(err, cpg.ErrClosed) {
 		t.Fatalf("Join after Close: %v", err)
+	}
+	if err := h.Leave(ctx); !errors.Is(err, cpg.ErrClosed) {
+		t.Fatalf("Leave after Close: %v", err)
 	}
 	if _, err := h.MembershipGet(ctx, "x"); !errors.Is(err, cpg.ErrClosed) {
 		t.Fatalf("MembershipGet after Close: %v", err)
+	}
+	if _, err := h.Groups(ctx); !errors.Is(err, cpg.ErrClosed) {
+		t.Fatalf("Groups after Close: %v", err)
+	}
+	if _, err := h.MaxAtomicMsgSize(); !errors.Is(err, cpg.ErrClosed) {
+		t.Fatalf("MaxAtomicMsgSize after Close: %v", err)
+	}
+}
+
+// A panic inside the binding's deliver callback (a bug of ours, simulated
+// here) ends the stream with it: the messages before it are delivered,
+// none after it, and the last event says what happened.
+func TestCallbackPanicEndsStream(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	next[*cpg.TotemConfChg](t, h)
+	defer cpg.SetDeliverHook(func(size int) {
+		if size == 3 {
+			panic("simulated bug")
+		}
+	})()
+	for _, m := range []string{"1", "22", "333", "4444", "55555"} {
+		if err := h.Multicast(ctx, cpg.Agreed, []byte(m)); err != nil {
+			break // the stream may end while we send
+		}
+	}
+	var got []string
+	var end *cpg.Terminated
+	timeout := time.After(10 * time.Second)
+	for end == nil {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				t.Fatalf("stream closed without a Terminated event; got %q", got)
+			}
+			switch e := ev.(type) {
+			case *cpg.Message:
+				got = append(got, string(e.Data))
+			case *cpg.Terminated:
+				end = e
+			}
+		case <-timeout:
+			t.Fatalf("no Terminated within 10s; got %q", got)
+		}
+	}
+	if !slices.Equal(got, []string{"1", "22"}) {
+		t.Errorf("messages before the end: %q, want those before the panic only", got)
+	}
+	if end.Err == nil || !strings.Contains(end.Err.Error(), "simulated bug") || strings.Contains(end.Err.Error(), "connection") {
+		t.Errorf("Terminated.Err = %v, want the panic, not a lost connection", end.Err)
+	}
+	select {
+	case ev, ok := <-h.Events():
+		if ok {
+			t.Errorf("event %T after Terminated", ev)
+		}
+	case <-time.After(time.Second):
+		t.Error("stream not closed after Terminated")
+	}
+}
+
+// A call waiting inside a frozen corosync for its reply does not hold up
+// the end of the stream at Close; Close itself returns once that call is
+// back, since the handle cannot be finalized under it.
+func TestCloseWhileCallParked(t *testing.T) {
+	n := corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	next[*cpg.TotemConfChg](t, h)
+	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			syscall.Kill(n.Pid(), syscall.SIGCONT)
+		}
+	}
+	defer thaw()
+	sent := make(chan error, 1)
+	go func() { _, err := h.MembershipGet(ctx, "parked"); sent <- err }()
+	select {
+	case err := <-sent:
+		t.Fatalf("MembershipGet returned %v from a frozen corosync; want it to wait", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- h.Close() }()
+	deadline := time.After(2 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-h.Events():
+		case <-deadline:
+			t.Fatal("the stream is still open 2s after Close while a call waits in corosync")
+		}
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a call was inside corosync", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	thaw()
+	select {
+	case err := <-sent:
+		if err != nil && !errors.Is(err, cpg.ErrClosed) {
+			t.Errorf("the parked MembershipGet once corosync went on: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parked MembershipGet still waits 10s after corosync went on")
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close has not returned 10s after the parked call did")
 	}
 }
 

@@ -25,8 +25,10 @@ type ConfChg struct {
 }
 
 // TotemConfChg is a change of the totem ring, the cluster-wide membership
-// of corosync nodes (cpg_totem_confchg_fn_t). The first event of every
-// Handle is one: the current ring (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF).
+// of corosync nodes (cpg_totem_confchg_fn_t). Corosync sends the current
+// ring as one right after the join's *ConfChg
+// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF); a handle in no group gets
+// none.
 type TotemConfChg struct {
 	Ring    RingID
 	Members []uint32 // node ids
@@ -34,7 +36,9 @@ type TotemConfChg struct {
 
 // Terminated is the last event of a stream that ended because corosync went
 // away or the connection failed. A stream ended by Close has no Terminated
-// event. Err wraps a cs.Error, typically ErrLibrary.
+// event. When corosync went away Err wraps a cs.Error, typically
+// ErrLibrary; a failure to wait for the connection's descriptor, or a
+// panic inside the binding's callbacks, gives other errors.
 type Terminated struct {
 	Err error
 }

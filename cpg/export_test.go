@@ -18,3 +18,10 @@ func SetPaceStall(d time.Duration) (restore func()) {
 	paceStall = d
 	return func() { paceStall = old }
 }
+
+// SetDeliverHook sets deliverHook for a test and returns a function that
+// clears it.
+func SetDeliverHook(f func(size int)) (restore func()) {
+	deliverHook = f
+	return func() { deliverHook = nil }
+}
