@@ -75,9 +75,11 @@
 // # Concurrency
 //
 // A Handle's methods may be called from any goroutine, concurrently, also
-// while events are being received. Close may be called at any time, from
+// while events are being received: the calls that wait for a reply from
+// corosync take turns on the connection (libcpg does not serialize them),
+// while delivery runs beside them. Close may be called at any time, from
 // any goroutine, any number of times: it stops the dispatch goroutine,
-// waits for it, closes the channel and only then calls cpg_finalize; calls
-// after it return ErrClosed. Corosync knows a member by node id and
+// waits for it, closes the channel and only then, once no call is inside
+// corosync, calls cpg_finalize; calls after it return ErrClosed. Corosync knows a member by node id and
 // process id, so one process can be in a given group only once.
 package cpg
