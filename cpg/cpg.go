@@ -825,10 +825,7 @@ func (h *Handle) iterate(ctx context.Context, typ C.cpg_iteration_type_t, group 
 	var out []GroupMember
 	for {
 		var d C.struct_cpg_iteration_description_t
-		err := cs.Result(int(h.call(func() C.cs_error_t { return C.cpg_iteration_next(it, &d) })))
-		if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
-			return nil, fmt.Errorf("cpg iteration next: %w", ErrClosed)
-		}
+		err := h.retry(ctx, func() C.cs_error_t { return C.cpg_iteration_next(it, &d) })
 		if errors.Is(err, cs.ErrNoSections) {
 			return out, nil
 		}
