@@ -761,15 +761,16 @@ func (h *Handle) LocalGet(ctx context.Context) (uint32, error) {
 // fragmenting it (cpg_max_atomic_msgsize_get). Larger messages work too,
 // up to MaxMessageSize.
 func (h *Handle) MaxAtomicMsgSize() (uint32, error) {
-	if h.closed.Load() {
+	var size C.uint32_t
+	// Through retry for its handling of a closed handle; this call does
+	// not answer CS_ERR_TRY_AGAIN, so the context is never waited on.
+	err := h.retry(context.Background(), func() C.cs_error_t {
+		return C.cpg_max_atomic_msgsize_get(h.handle, &size)
+	})
+	if errors.Is(err, ErrClosed) {
 		return 0, ErrClosed
 	}
-	var size C.uint32_t
-	rc := h.call(func() C.cs_error_t { return C.cpg_max_atomic_msgsize_get(h.handle, &size) })
-	if err := cs.Result(int(rc)); err != nil {
-		if h.closed.Load() && errors.Is(err, cs.ErrBadHandle) {
-			return 0, ErrClosed
-		}
+	if err != nil {
 		return 0, fmt.Errorf("cpg max atomic msgsize: %w", err)
 	}
 	return uint32(size), nil

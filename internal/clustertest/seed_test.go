@@ -303,29 +303,7 @@ func TestFenceFailureBlocksJoin(t *testing.T) {
 // succeeds: join's final recheck finds its recovery set.
 func TestFenceJoinRecheck(t *testing.T) {
 	c := upDaemons(t, 3, fenceArgs(noSysfs, "fence"))
-	// node1 keeps corosync but loses groupd: join waits the delay for it.
-	c.must("stop-groupd", "1")
-	c.waitGroupd(3, "node1 gone from the groupd group", func(s gtStatus) bool {
-		return slices.Equal(s.memberIDs(), []uint32{2, 3})
-	})
-
-	type result struct {
-		out  string
-		code int
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Not c.exec: it may call t.Fatalf, which is for the test goroutine.
-		out, err := c.command("exec", "3", "fence_tool", "--post-join-delay", "6", "join").CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			code = -1
-		}
-		done <- result{string(out), code}
-	}()
+	done := joinWaitingForNode1(c)
 	c.waitLog("node3's first-pass bypass of node2", toolEvent("node3", "bypass", "node2"))
 	c.must("kill-groupd", "2")
 	r := <-done
@@ -362,29 +340,7 @@ func TestFenceJoinRecheck(t *testing.T) {
 // join fences the node that really may not bypass fencing.
 func TestFenceJoinOwnGroupdGone(t *testing.T) {
 	c := upDaemons(t, 3, fenceArgs(noSysfs, "fence"))
-	// node1 keeps corosync but loses groupd: join waits the delay for it.
-	c.must("stop-groupd", "1")
-	c.waitGroupd(3, "node1 gone from the groupd group", func(s gtStatus) bool {
-		return slices.Equal(s.memberIDs(), []uint32{2, 3})
-	})
-
-	type result struct {
-		out  string
-		code int
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Not c.exec: it may call t.Fatalf, which is for the test goroutine.
-		out, err := c.command("exec", "3", "fence_tool", "--post-join-delay", "6", "join").CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			code = -1
-		}
-		done <- result{string(out), code}
-	}()
+	done := joinWaitingForNode1(c)
 	c.waitLog("node3 waiting for node1", toolEvent("node3", "wait", "node1"))
 	c.must("stop-groupd", "3")
 	r := <-done
@@ -419,4 +375,34 @@ func TestFenceJoinOwnGroupdGone(t *testing.T) {
 	if len(find(log, toolEvent("node3", "bypass", "node2"))) < 1 {
 		t.Errorf("the second join should bypass node2:\n%s", dumpLog(log))
 	}
+}
+
+// joinResult is how a fence_tool join run in the background ended.
+type joinResult struct {
+	out  string
+	code int
+}
+
+// joinWaitingForNode1 stops node1's groupd (its corosync stays up) and
+// starts `fence_tool --post-join-delay 6 join` on node3, which then waits
+// the delay for node1: the test acts meanwhile, then reads the result.
+func joinWaitingForNode1(c *daemonCluster) <-chan joinResult {
+	c.must("stop-groupd", "1")
+	c.waitGroupd(3, "node1 gone from the groupd group", func(s gtStatus) bool {
+		return slices.Equal(s.memberIDs(), []uint32{2, 3})
+	})
+	done := make(chan joinResult, 1)
+	go func() {
+		// Not c.exec: it may call t.Fatalf, which is for the test goroutine.
+		out, err := c.command("exec", "3", "fence_tool", "--post-join-delay", "6", "join").CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- joinResult{string(out), code}
+	}()
+	return done
 }

@@ -156,6 +156,8 @@ func Call(ctx context.Context, path string, req Request) (*Response, error) {
 	}
 }
 
+// call is one request on one connection, without Call's waiting for a
+// free slot.
 func call(ctx context.Context, path string, req Request) (*Response, error) {
 	c, err := Dial(ctx, path)
 	if err != nil {

@@ -39,11 +39,11 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(helperOp) == "ack" {
 		req = Request{Op: OpAck, Node: 3}
 	}
-	call := Call
+	do := Call
 	if os.Getenv(helperOnce) == "1" {
-		call = callOnce
+		do = call // one try
 	}
-	resp, err := call(ctx, path, req)
+	resp, err := do(ctx, path, req)
 	var re *RemoteError
 	switch {
 	case errors.As(err, &re):

@@ -339,7 +339,7 @@ func TestMaxConns(t *testing.T) {
 		held = append(held, c)
 	}
 	first := held[0]
-	_, err := callOnce(ctx, srv.Addr(), Request{Op: OpStatus})
+	_, err := call(ctx, srv.Addr(), Request{Op: OpStatus})
 	var re *RemoteError
 	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
 		t.Errorf("connection over the limit: %v, want a too-many reply", err)
@@ -373,17 +373,6 @@ func TestMaxConns(t *testing.T) {
 	if _, err := Call(short, srv.Addr(), Request{Op: OpStatus}); !errors.As(err, &re) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Call with every slot held: %v, want the too-many reply and the deadline", err)
 	}
-}
-
-// callOnce is one request on one connection, without Call's waiting for
-// a free slot.
-func callOnce(ctx context.Context, path string, req Request) (*Response, error) {
-	c, err := Dial(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.Do(ctx, req)
 }
 
 // Serve must not hang on clients that connect and say nothing.
@@ -483,7 +472,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		c.Write([]byte(partial))
 		hung = append(hung, c)
 	}
-	_, err = callOnce(ctx, srv.Addr(), Request{Op: OpStatus})
+	_, err = call(ctx, srv.Addr(), Request{Op: OpStatus})
 	if re := (*RemoteError)(nil); !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
 		t.Fatalf("with every slot taken: %v, want a too-many reply", err)
 	}
