@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
@@ -519,6 +520,59 @@ func TestLargeAndScatteredMessages(t *testing.T) {
 	}
 	if m := next[*cpg.Message](t, h); len(m.Data) != 0 {
 		t.Fatalf("message of empty buffers came back with %d bytes", len(m.Data))
+	}
+}
+
+// Messages whose sizes change from one to the next, in bursts of one
+// size and mixed, from empty to fragmented, arrive whole and in order,
+// also when some of their buffers are handed back for reuse and others
+// are not.
+func TestChangingSizes(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	classes := []int{0, 1, 100, 1000, 1025, 5000, 64 << 10, 100 << 10, 1 << 20, 3<<20 + 7}
+	var sizes []int
+	for _, n := range classes { // bursts of one size
+		for range 40 {
+			sizes = append(sizes, n)
+		}
+	}
+	for range 400 { // mixed
+		sizes = append(sizes, classes[rng.IntN(len(classes))])
+	}
+	content := func(i, n int) []byte {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(i + j*31)
+		}
+		return b
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for i, n := range sizes {
+			if err := h.Multicast(ctx, cpg.Agreed, content(i, n)); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i, n := range sizes {
+		m := next[*cpg.Message](t, h)
+		if !bytes.Equal(m.Data, content(i, n)) {
+			t.Fatalf("message %d of %d bytes came back as %d bytes, equal=%v", i, n, len(m.Data), bytes.Equal(m.Data[:min(n, len(m.Data))], content(i, n)[:min(n, len(m.Data))]))
+		}
+		if i%3 == 0 {
+			m.Release()
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
 
