@@ -100,6 +100,15 @@ func usage(w io.Writer) {
 		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included.\n")
 }
 
+// isJSONFlag reports whether arg asks for JSON output.
+func isJSONFlag(arg string) bool {
+	switch arg {
+	case "--json", "-json", "--json=true", "-json=true", "--json=1", "-json=1":
+		return true
+	}
+	return false
+}
+
 // commonFlags are accepted both before and after the command.
 func (t *tool) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.socket, "socket", t.socket, "the daemon's query socket `path`")
@@ -115,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// A help request is a success only when no bypass is asked for: a
 	// script reads bypass's 0 as "skip fencing".
 	bypassing := slices.Contains(args, "bypass")
+	// So is the form of the answer: a usage error of bypass --json still
+	// answers in JSON.
+	t.json = slices.ContainsFunc(args, isJSONFlag)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) && !bypassing {
 			return exitOK
@@ -147,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("group_tool "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	t.commonFlags(fs)
-	fs.BoolVar(&t.json, "json", false, "print JSON")
+	fs.BoolVar(&t.json, "json", t.json, "print JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: group_tool %s [--json] %s\n  %s\n", name, c.args, c.help)
 		fs.PrintDefaults()
@@ -167,6 +179,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			t.couldNotTell(0, "usage: group_tool bypass NODE")
 		}
 		fs.Usage()
+		return exitUnknown
+	}
+	if t.timeout <= 0 {
+		fmt.Fprintf(stderr, "group_tool: --timeout must be positive, not %v\n", t.timeout)
+		if name == "bypass" {
+			t.couldNotTell(0, "usage: --timeout must be positive")
+		}
 		return exitUnknown
 	}
 	if c.nargs == 0 && name != "watch" {

@@ -135,6 +135,9 @@ func TestBypassJSON(t *testing.T) {
 		{[]string{"bypass", "--json", "delta"}, 2, 0, false, false},
 		{[]string{"bypass", "--json"}, 2, 0, false, false},
 		{[]string{"bypass", "--json", "--help"}, 2, 0, false, false},
+		{[]string{"bypass", "--bogus", "--json", "3"}, 2, 0, false, false},
+		{[]string{"--timeout=x", "bypass", "--json", "3"}, 2, 0, false, false},
+		{[]string{"bypass", "--timeout=0s", "--json", "3"}, 2, 0, false, false},
 	}
 	for _, tt := range tests {
 		out, _, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)
@@ -254,6 +257,11 @@ func TestUsage(t *testing.T) {
 	}
 	if _, _, code := runTool(t, "ls", "--bogus"); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+	for _, d := range []string{"0s", "-1s"} {
+		if _, errOut, code := runTool(t, "--timeout", d, "ls"); code != 2 || !strings.Contains(errOut, "--timeout must be positive") {
+			t.Errorf("--timeout %s: exit %d, %q", d, code, errOut)
+		}
 	}
 	// Outside bypass, asking for help is a success.
 	for _, args := range [][]string{{"--help"}, {"help"}, {"ls", "--help"}} {
