@@ -89,7 +89,7 @@ func startDaemon(t *testing.T, o daemonOpts) *daemonProc {
 	bin, tool := binaries(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "sysroot")
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755); err != nil { // as every sysfs has
 		t.Fatal(err)
 	}
 	for rel, content := range o.sysfs {

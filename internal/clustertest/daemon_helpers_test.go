@@ -21,8 +21,9 @@ const (
 	// simSysfs is where `groupd-node gfs-mount` leaves simulated gfs2 and
 	// dlm state; --sysfs-root simSysfs makes groupd look there.
 	simSysfs = "/var/lib/groupd-node/sysfs"
-	// noSysfs is never filled: --sysfs-root noSysfs turns the residual
-	// check off, as the control scenario needs.
+	// noSysfs is never filled (docker/groupd-node makes it with
+	// sys/kernel only): --sysfs-root noSysfs turns the residual check
+	// off, as the control scenario needs.
 	noSysfs = "/var/lib/groupd-node/no-sysfs"
 	// testAgent fences through the test cluster's mailboxes.
 	testAgent = "fence_testcluster -o reboot -n {name}"

@@ -118,6 +118,9 @@ func TestScanUnreadable(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := filepath.Join(dir, fmt.Sprint(i))
+			if err := os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			for rel, content := range tt.spec {
 				p := filepath.Join(root, rel)
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

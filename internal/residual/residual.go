@@ -58,13 +58,24 @@ var dirs = []struct {
 // root ("/" on a real system; a temporary directory in tests).
 //
 // A sysfs directory that does not exist means the module is not loaded:
-// nothing there. A directory that exists but cannot be listed, or a gfs
-// entry whose lock module cannot be read, is an error; the caller must not
-// join the cluster then. On error the entries found so far are returned too,
-// so they can still be logged.
+// nothing there. But <root>/sys/kernel must exist (it does wherever sysfs
+// is mounted), so that a mistyped root or a missing sysfs is not taken
+// for "nothing loaded". A directory that exists but cannot be listed, or a
+// gfs entry whose lock module cannot be read, is an error; the caller
+// must not join the cluster then. An entry that goes away while it is
+// read (unmounted meanwhile) is not. On error the entries found so far
+// are returned too, so they can still be logged.
 func Scan(root string) ([]Entry, error) {
 	if root == "" {
 		root = "/"
+	}
+	kernel := filepath.Join(root, "sys/kernel")
+	if fi, err := os.Stat(kernel); err != nil || !fi.IsDir() {
+		why := "not a directory"
+		if err != nil {
+			why = err.Error()
+		}
+		return nil, fmt.Errorf("no sysfs under %s (%s: %s), so cannot tell whether dlm/gfs state is left over", root, kernel, why)
 	}
 	var found []Entry
 	for _, d := range dirs {
@@ -77,6 +88,9 @@ func Scan(root string) ([]Entry, error) {
 			e := Entry{Kind: d.kind, Name: name, Path: filepath.Join(dir, name)}
 			if d.kind != KindDLM {
 				mod, err := lockModule(e.Path)
+				if err != nil && gone(e.Path) {
+					continue // unmounted since the directory was listed
+				}
 				if err != nil {
 					return found, err
 				}
@@ -92,8 +106,15 @@ func Scan(root string) ([]Entry, error) {
 	return found, nil
 }
 
-// readDir returns the names in dir without dot entries. A missing dir is
-// empty; anything else that stops us listing it is an error.
+// gone reports whether path no longer exists at all.
+func gone(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// readDir returns the names in dir. A missing dir is empty; anything else
+// that stops us listing it is an error. Every name counts, those starting
+// with a dot too: dlm takes any lockspace name.
 func readDir(dir string) ([]string, error) {
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -106,12 +127,9 @@ func readDir(dir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot list %s, so cannot tell whether dlm/gfs state is left over: %w", dir, err)
 	}
-	var names []string
-	for _, de := range des {
-		if strings.HasPrefix(de.Name(), ".") {
-			continue
-		}
-		names = append(names, de.Name())
+	names := make([]string, len(des))
+	for i, de := range des {
+		names[i] = de.Name()
 	}
 	return names, nil
 }

@@ -10,10 +10,20 @@ import (
 
 // tree builds a fake sysfs under a temp dir. Keys are paths relative to
 // the root; a value ending in "/" makes a directory, "->target" a symlink,
-// "|fifo" a named pipe, anything else a file with that content.
+// "|fifo" a named pipe, anything else a file with that content. The
+// directory sys/kernel, which every sysfs has, is made too unless the spec
+// says what it is, or has the key noSysfs.
 func tree(t *testing.T, spec map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
+	if _, ok := spec["sys/kernel"]; !ok {
+		if _, ok := spec[noSysfs]; !ok {
+			if err := os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	delete(spec, noSysfs)
 	for rel, v := range spec {
 		p := filepath.Join(root, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -42,6 +52,9 @@ func tree(t *testing.T, spec map[string]string) string {
 	return root
 }
 
+// noSysfs, as a key of a tree spec, leaves sys/kernel out.
+const noSysfs = "no sysfs"
+
 func TestScan(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -50,8 +63,18 @@ func TestScan(t *testing.T) {
 		wantErr string   // substring; "" means no error
 	}{
 		{
-			name: "no sysfs directories at all: modules not loaded",
-			spec: map[string]string{},
+			name: "no dlm or gfs directories: modules not loaded",
+			spec: map[string]string{"sys/kernel": "/"},
+		},
+		{
+			name:    "no sysfs at all: a wrong root is not an empty one",
+			spec:    map[string]string{noSysfs: ""},
+			wantErr: "no sysfs under",
+		},
+		{
+			name:    "sys/kernel is a file",
+			spec:    map[string]string{"sys/kernel": "x"},
+			wantErr: "no sysfs under",
 		},
 		{
 			name: "empty directories",
@@ -77,11 +100,12 @@ func TestScan(t *testing.T) {
 			spec: map[string]string{"sys/fs/gfs2/local/lock_module/proto_name": "lock_nolock\n"},
 		},
 		{
-			name: "dot entries are skipped",
+			name: "names starting with a dot count",
 			spec: map[string]string{
-				"sys/kernel/dlm/.hidden":      "/",
-				"sys/fs/gfs2/.x/lock_module/": "/",
+				"sys/kernel/dlm/.hidden":                 "/",
+				"sys/fs/gfs2/.x/lock_module/proto_name": "lock_dlm",
 			},
+			want: []string{"dlm .hidden ", "gfs2 .x lock_dlm"},
 		},
 		{
 			name: "everything found is reported, nolock still skipped",
