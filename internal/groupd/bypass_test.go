@@ -265,3 +265,42 @@ func TestMergeIntoInquorateSideCounts(t *testing.T) {
 		})
 	}
 }
+
+// A partition leaves us alone and not quorate while nodes 2 and 3 keep
+// the cluster; we open sets for them. When they merge back as the same
+// runs, theirs was the side that could act: our sets for them close and
+// they may bypass fencing once they say hello, so that a fence tool on our
+// node does not fence the side that held quorum.
+func TestMergeFromQuorateSideClosesOurSets(t *testing.T) {
+	for _, cpgFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cman first", true: "cpg first"}[cpgFirst], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3}, 1, 2, 3)
+			h.leave(2, pidOf(2), ReasonNodeDown)
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			h.nodesQuorate(false, 1)
+			h.wantSets("2:waiting-for-fencing", "3:waiting-for-fencing")
+			if cpgFirst {
+				h.joinWith(2, pidOf(2), ReasonNodeUp)
+				h.joinWith(3, pidOf(3), ReasonNodeUp)
+				h.nodes(1, 2, 3)
+			} else {
+				h.nodes(1, 2, 3)
+				h.joinWith(2, pidOf(2), ReasonNodeUp)
+				h.joinWith(3, pidOf(3), ReasonNodeUp)
+			}
+			h.sayHello(2, pidOf(2)) // the same runs that we saw fail
+			h.sayHello(3, pidOf(3))
+			h.wantSets()
+			for _, id := range []uint32{2, 3} {
+				if ok, why := h.snap().Bypass(id); !ok {
+					t.Errorf("node %d of the quorate side merged back: refused (%s)", id, why)
+				}
+			}
+			closed := h.snap().Closed
+			if len(closed) != 2 || closed[0].State != StateQuorateSide || closed[1].State != StateQuorateSide {
+				t.Errorf("closed sets %+v, want two closed as quorate-side", closed)
+			}
+		})
+	}
+}

@@ -35,6 +35,11 @@ const (
 	// StateLeftCleanly: closed because the groupd confchg said the member
 	// left cleanly after all.
 	StateLeftCleanly SetState = "left-cleanly"
+	// StateQuorateSide: closed because the node merged back from the side
+	// of a partition that could act while ours was not quorate: what it
+	// holds is the cluster's state, not state nobody controlled, and the
+	// fencing to be done (if any) is ours, by its side.
+	StateQuorateSide SetState = "quorate-side"
 )
 
 // Pending says whether the set still asks for the node to be fenced.
@@ -302,6 +307,13 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
 			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
+			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() {
+				// Opened when it was cut off from us; it was we who
+				// were cut off from the cluster. Left open, the run's
+				// hello would be taken for the failed run merging back
+				// and our side would fence the side that held quorum.
+				m.closeSet(s, StateQuorateSide, now, "%s merged back from the side that held the cluster while we were not quorate; its recovery set is closed", m.node(j.NodeID))
+			}
 			continue
 		}
 		if j.Reason == ReasonNodeUp {
