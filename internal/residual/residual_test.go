@@ -102,7 +102,7 @@ func TestScan(t *testing.T) {
 		{
 			name: "names starting with a dot count",
 			spec: map[string]string{
-				"sys/kernel/dlm/.hidden":                 "/",
+				"sys/kernel/dlm/.hidden":                "/",
 				"sys/fs/gfs2/.x/lock_module/proto_name": "lock_dlm",
 			},
 			want: []string{"dlm .hidden ", "gfs2 .x lock_dlm"},
