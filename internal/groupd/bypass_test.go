@@ -1,6 +1,7 @@
 package groupd
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -302,5 +303,62 @@ func TestMergeFromQuorateSideClosesOurSets(t *testing.T) {
 				t.Errorf("closed sets %+v, want two closed as quorate-side", closed)
 			}
 		})
+	}
+}
+
+// A daemon that starts after node 3 merged back as the run that failed
+// hears node 3's hello like anyone's; node 2's daemon, which saw the
+// merge, says in its own hello that it distrusts that run. Either order,
+// the new daemon then does not vouch for node 3 (and still does for 2).
+func TestDistrustedRunIsNotVouchedFor(t *testing.T) {
+	for _, distrustFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "its hello first", true: "distrust first"}[distrustFirst], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.nodes(1, 2, 3)
+			h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 3, PID: pidOf(3)}}
+			h.join(us, ourPID)
+			start3 := t0.Add(-3 * time.Hour) // as sayHello gives it
+			fromTwo := Hello{Version: 2, NodeID: 2, Start: t0.Add(-2 * time.Hour),
+				Distrusted: []Run{{NodeID: 3, PID: pidOf(3), Start: start3}}}
+			if distrustFirst {
+				h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: fromTwo.Marshal()})
+				h.sayHello(3, pidOf(3))
+			} else {
+				h.sayHello(3, pidOf(3))
+				h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: fromTwo.Marshal()})
+			}
+			if ok, _ := h.snap().Bypass(3); ok {
+				t.Error("node 3, distrusted by node 2's daemon, may bypass fencing")
+			}
+			if ok, why := h.snap().Bypass(2); !ok {
+				t.Errorf("node 2 refused: %s", why)
+			}
+			// We pass it on to whoever joins after us.
+			h.join(4, pidOf(4))
+			sent, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+			if err != nil || !reflect.DeepEqual(sent.Distrusted, []Run{{NodeID: 3, PID: pidOf(3), Start: start3}}) {
+				t.Errorf("our hello %+v, %v: want node 3's run distrusted", sent, err)
+			}
+		})
+	}
+}
+
+// A distrusted run that leaves and joins again is a new run: a hello from
+// it counts, and distrust of the old run does not carry over.
+func TestDistrustEndsWithTheRun(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 3)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 3, PID: pidOf(3)}}
+	h.join(us, ourPID)
+	distrust := Hello{Version: 2, NodeID: 2, Start: t0, Distrusted: []Run{{NodeID: 3, PID: pidOf(3)}}}.Marshal()
+	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: distrust})
+	h.leave(3, pidOf(3), ReasonLeave)
+	h.join(3, 3999)
+	h.sayHelloStart(3, 3999, t0.Add(time.Minute))
+	// The old distrust again (node 2 sends the same hello): about a run
+	// that is gone.
+	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: distrust})
+	if ok, why := h.snap().Bypass(3); !ok {
+		t.Errorf("node 3's new run refused: %s", why)
 	}
 }

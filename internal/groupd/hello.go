@@ -8,7 +8,7 @@ import (
 )
 
 // HelloVersion is the hello format this daemon sends.
-const HelloVersion = 1
+const HelloVersion = 2
 
 // The hello is fixed-size binary, big-endian:
 //
@@ -18,12 +18,25 @@ const HelloVersion = 1
 //	8  node id  uint32 (must match the cpg sender)
 //	12 start    int64, unix nanoseconds when the sender's daemon started
 //
-// Later versions may only append fields, so a version 1 reader accepts a
-// longer hello with a higher version and reads the fields it knows. A node
-// we cannot understand is never bypassed: rejecting is the safe side.
+// Version 2 appends the runs the sender distrusts (members it saw merge
+// back after a partition, with whatever dlm/gfs state they held), so that
+// a daemon that joins later does not vouch for them on their hello alone:
+//
+//	20 count    uint16
+//	22 count runs of 16 bytes: node id uint32, pid uint32, start int64
+//	   (unix nanoseconds; 0 when the sender never heard the run's hello)
+//
+// Later versions may only append fields, so a reader accepts a longer
+// hello with a higher version and reads the fields it knows. A node we
+// cannot understand is never bypassed: rejecting is the safe side.
 const (
-	helloMagic = "GDHL"
-	helloSize  = 20
+	helloMagic   = "GDHL"
+	helloSize    = 20
+	helloV2Size  = 22
+	helloRunSize = 16
+	// maxDistrusted bounds the runs one hello carries: more members
+	// than corosync allows in a group.
+	maxDistrusted = 1024
 )
 
 // Hello is the message each daemon multicasts after joining the group, and
@@ -33,15 +46,44 @@ type Hello struct {
 	Version uint16
 	NodeID  uint32
 	Start   time.Time
+	// Distrusted (version 2): runs of other members the sender holds
+	// unvouched until they leave the group and join again.
+	Distrusted []Run
 }
 
-// Marshal encodes h in the format of h.Version, which must be 1.
+// Run is one run of a daemon: its node, cpg pid and start time (zero if
+// not known).
+type Run struct {
+	NodeID uint32
+	PID    uint32
+	Start  time.Time
+}
+
+// Marshal encodes h in the format of h.Version, which must be 1 or 2; a
+// version 1 hello carries no distrusted runs.
 func (h Hello) Marshal() []byte {
-	b := make([]byte, helloSize)
+	size := helloSize
+	if h.Version >= 2 {
+		size = helloV2Size + helloRunSize*len(h.Distrusted)
+	}
+	b := make([]byte, size)
 	copy(b, helloMagic)
 	binary.BigEndian.PutUint16(b[4:], h.Version)
 	binary.BigEndian.PutUint32(b[8:], h.NodeID)
 	binary.BigEndian.PutUint64(b[12:], uint64(h.Start.UnixNano()))
+	if h.Version >= 2 {
+		binary.BigEndian.PutUint16(b[20:], uint16(len(h.Distrusted)))
+		for i, r := range h.Distrusted {
+			o := helloV2Size + helloRunSize*i
+			binary.BigEndian.PutUint32(b[o:], r.NodeID)
+			binary.BigEndian.PutUint32(b[o+4:], r.PID)
+			var start int64
+			if !r.Start.IsZero() {
+				start = r.Start.UnixNano()
+			}
+			binary.BigEndian.PutUint64(b[o+8:], uint64(start))
+		}
+	}
 	return b
 }
 
@@ -71,5 +113,34 @@ func ParseHello(b []byte) (Hello, error) {
 		return Hello{}, fmt.Errorf("groupd hello with start time %d", start)
 	}
 	h.Start = time.Unix(0, start).UTC()
+	if h.Version < 2 {
+		return h, nil
+	}
+	if len(b) < helloV2Size {
+		return Hello{}, fmt.Errorf("groupd hello version %d of %d bytes, too short for its distrusted runs", h.Version, len(b))
+	}
+	if h.Version == 2 && flags != 0 {
+		return Hello{}, fmt.Errorf("groupd hello version 2 with flags %#x", flags)
+	}
+	n := int(binary.BigEndian.Uint16(b[20:]))
+	size := helloV2Size + helloRunSize*n
+	switch {
+	case n > maxDistrusted:
+		return Hello{}, fmt.Errorf("groupd hello with %d distrusted runs, at most %d", n, maxDistrusted)
+	case len(b) < size, h.Version == 2 && len(b) != size:
+		return Hello{}, fmt.Errorf("groupd hello version %d of %d bytes for %d distrusted runs, want %d", h.Version, len(b), n, size)
+	}
+	for i := range n {
+		o := helloV2Size + helloRunSize*i
+		r := Run{NodeID: binary.BigEndian.Uint32(b[o:]), PID: binary.BigEndian.Uint32(b[o+4:])}
+		start := int64(binary.BigEndian.Uint64(b[o+8:]))
+		if r.NodeID == 0 || r.PID == 0 || start < 0 {
+			return Hello{}, fmt.Errorf("groupd hello with an invalid distrusted run (node %d pid %d start %d)", r.NodeID, r.PID, start)
+		}
+		if start > 0 {
+			r.Start = time.Unix(0, start).UTC()
+		}
+		h.Distrusted = append(h.Distrusted, r)
+	}
 	return h, nil
 }

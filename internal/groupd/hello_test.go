@@ -3,26 +3,39 @@ package groupd
 import (
 	"bytes"
 	"encoding/binary"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestHelloRoundTrip(t *testing.T) {
-	h := Hello{Version: 1, NodeID: 7, Start: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
-	b := h.Marshal()
-	if len(b) != helloSize {
-		t.Fatalf("hello is %d bytes, want %d", len(b), helloSize)
-	}
-	got, err := ParseHello(b)
-	if err != nil || got != h {
-		t.Errorf("ParseHello(Marshal(%+v)) = %+v, %v", h, got, err)
+	start := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	runs := []Run{{NodeID: 3, PID: 3003, Start: start.Add(-time.Hour)}, {NodeID: 4, PID: 44}}
+	for _, tt := range []struct {
+		h    Hello
+		size int
+	}{
+		{Hello{Version: 1, NodeID: 7, Start: start}, helloSize},
+		{Hello{Version: 2, NodeID: 7, Start: start}, helloV2Size},
+		{Hello{Version: 2, NodeID: 7, Start: start, Distrusted: runs}, helloV2Size + 2*helloRunSize},
+	} {
+		b := tt.h.Marshal()
+		if len(b) != tt.size {
+			t.Fatalf("%+v is %d bytes, want %d", tt.h, len(b), tt.size)
+		}
+		got, err := ParseHello(b)
+		if err != nil || !reflect.DeepEqual(got, tt.h) {
+			t.Errorf("ParseHello(Marshal(%+v)) = %+v, %v", tt.h, got, err)
+		}
 	}
 }
 
 func TestParseHelloRejectsGarbage(t *testing.T) {
 	good := Hello{Version: 1, NodeID: 7, Start: time.Unix(1700000000, 0)}.Marshal()
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	goodV2 := Hello{Version: 2, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: []Run{{NodeID: 3, PID: 30}}}.Marshal()
+	v2mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(goodV2)) }
 	tests := []struct {
 		name string
 		b    []byte
@@ -38,6 +51,17 @@ func TestParseHelloRejectsGarbage(t *testing.T) {
 		{"node 0", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 0); return b }), "node id 0"},
 		{"no start", mod(func(b []byte) []byte { binary.BigEndian.PutUint64(b[12:], 0); return b }), "start time"},
 		{"negative start", mod(func(b []byte) []byte { b[12] = 0x80; return b }), "start time"},
+		{"v2 without its count", v2mod(func(b []byte) []byte { return b[:21] }), "too short"},
+		{"v2 count beyond the end", v2mod(func(b []byte) []byte { b[21]++; return b }), "distrusted runs, want"},
+		{"v2 too long", v2mod(func(b []byte) []byte { return append(b, 0) }), "distrusted runs, want"},
+		{"v2 with flags", v2mod(func(b []byte) []byte { b[7] = 1; return b }), "flags"},
+		{"v2 run of node 0", v2mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[22:], 0); return b }), "invalid distrusted run"},
+		{"v2 run of pid 0", v2mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[26:], 0); return b }), "invalid distrusted run"},
+		{"v2 run started before 1970", v2mod(func(b []byte) []byte { b[30] = 0x80; return b }), "invalid distrusted run"},
+		{"v2 too many runs", v2mod(func(b []byte) []byte {
+			binary.BigEndian.PutUint16(b[20:], maxDistrusted+1)
+			return append(b, make([]byte, maxDistrusted*helloRunSize)...)
+		}), "at most"},
 	}
 	for _, tt := range tests {
 		_, err := ParseHello(tt.b)
@@ -48,15 +72,21 @@ func TestParseHelloRejectsGarbage(t *testing.T) {
 }
 
 // A newer peer appends fields; we still understand the ones we know, so a
-// rolling upgrade does not make every upgraded node look unknown.
+// rolling upgrade does not make every upgraded node look unknown. A
+// version 1 hello (a daemon not yet upgraded) is understood too.
 func TestParseHelloNewerVersion(t *testing.T) {
-	b := Hello{Version: 1, NodeID: 7, Start: time.Unix(1700000000, 0)}.Marshal()
-	binary.BigEndian.PutUint16(b[4:], 2)
-	b[7] = 3 // flags mean something to version 2
+	runs := []Run{{NodeID: 3, PID: 30}}
+	b := Hello{Version: 2, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: runs}.Marshal()
+	binary.BigEndian.PutUint16(b[4:], 3)
+	b[7] = 3 // flags mean something to version 3
 	b = append(b, "more fields"...)
 	h, err := ParseHello(b)
-	if err != nil || h.Version != 2 || h.NodeID != 7 {
-		t.Errorf("ParseHello(v2) = %+v, %v", h, err)
+	if err != nil || h.Version != 3 || h.NodeID != 7 || !reflect.DeepEqual(h.Distrusted, runs) {
+		t.Errorf("ParseHello(v3) = %+v, %v", h, err)
+	}
+	h, err = ParseHello(Hello{Version: 1, NodeID: 7, Start: time.Unix(1700000000, 0)}.Marshal())
+	if err != nil || h.Version != 1 || len(h.Distrusted) != 0 {
+		t.Errorf("ParseHello(v1) = %+v, %v", h, err)
 	}
 }
 
@@ -72,8 +102,8 @@ func FuzzParseHello(f *testing.F) {
 		if h.NodeID == 0 || h.Version == 0 || h.Start.UnixNano() <= 0 {
 			t.Fatalf("accepted an invalid hello %+v", h)
 		}
-		if h.Version == 1 && !bytes.Equal(h.Marshal(), b) {
-			t.Fatalf("version 1 hello %x does not re-encode to itself", b)
+		if h.Version <= 2 && !bytes.Equal(h.Marshal(), b) {
+			t.Fatalf("version %d hello %x does not re-encode to itself", h.Version, b)
 		}
 	})
 }

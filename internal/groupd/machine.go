@@ -125,8 +125,11 @@ type member struct {
 	hello  *Hello // a counted hello from this run since it joined; nil if none
 	// stale: no hello from it counts until it leaves the group and joins
 	// again: it merged back (reason nodeup), it is the run that failed
-	// earlier, or its node left the cluster while it was listed.
+	// earlier, its node left the cluster while it was listed, or another
+	// member's daemon distrusts it (see Hello.Distrusted).
 	stale bool
+	// staleStart is the start time of a stale run's hello, once heard.
+	staleStart time.Time
 }
 
 // Machine is the daemon state. It is not safe for concurrent use: one
@@ -340,6 +343,13 @@ func (m *Machine) confChg(ev GroupConfChg) {
 
 func (m *Machine) sendHello() {
 	h := Hello{Version: HelloVersion, NodeID: m.cfg.OurNodeID, Start: m.cfg.Start}
+	// What we know against other members goes with it, for daemons that
+	// joined after they merged back.
+	for _, mb := range m.members {
+		if mb.stale && !m.isUs(mb.memberKey) && len(h.Distrusted) < maxDistrusted {
+			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: mb.staleStart})
+		}
+	}
 	if err := m.cfg.Hello.SendHello(h.Marshal()); err != nil {
 		m.notice("warn", "hello-failed", m.cfg.OurNodeID, "could not send our hello to the groupd group: %v; other nodes will not bypass fencing us until we do", err)
 		return
@@ -589,9 +599,13 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	m.distrust(ev, h.Distrusted)
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked.
+		if mb.staleStart.IsZero() {
+			mb.staleStart = h.Start
+		}
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
@@ -600,6 +614,7 @@ func (m *Machine) message(ev GroupMessage) {
 		// held: not a clean start.
 		m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
 		mb.stale = true
+		mb.staleStart = h.Start
 		mb.hello = nil
 		return
 	}
@@ -608,6 +623,37 @@ func (m *Machine) message(ev GroupMessage) {
 	}
 	mb.hello = &h
 	mb.stale = false
+}
+
+// distrust applies the runs a member's hello says its daemon distrusts:
+// those of our members become stale too. This only ever takes vouching
+// away, so a daemon that joined after a partition healed learns what the
+// members that saw it know, whatever order the hellos come in.
+func (m *Machine) distrust(from GroupMessage, runs []Run) {
+	for _, r := range runs {
+		k := memberKey{r.NodeID, r.PID}
+		mb := m.findMember(k)
+		if mb == nil || m.isUs(k) {
+			continue
+		}
+		if mb.stale {
+			if mb.staleStart.IsZero() {
+				mb.staleStart = r.Start
+			}
+			continue
+		}
+		if !r.Start.IsZero() && mb.hello != nil && !mb.hello.Start.Equal(r.Start) {
+			continue // about another run than the one we heard
+		}
+		m.notice("warn", "member-distrusted", r.NodeID, "%s pid %d is distrusted by the daemon of %s pid %d (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(r.NodeID), r.PID, m.node(from.NodeID), from.PID)
+		mb.stale = true
+		if r.Start.IsZero() && mb.hello != nil {
+			mb.staleStart = mb.hello.Start
+		} else {
+			mb.staleStart = r.Start
+		}
+		mb.hello = nil
+	}
 }
 
 // closeRejoined closes the sets of nodes that are back with a clean start:
