@@ -3,8 +3,11 @@
 //
 // The command is a template, not a shell line: it is split into arguments
 // once, and {name} and {nodeid} are substituted inside each argument, so a
-// node name can never inject shell syntax. A shell is still available by
-// writing one: sh -c '...'.
+// node name never becomes more than one argument. A shell is still
+// available by writing one; pass the name to it as an argument rather than
+// inside its script, where it would be shell code:
+// sh -c 'fence_x --host "$1"' sh {name}. ${name} inside such a script is
+// the shell's variable and is left alone.
 //
 // Fence commands often carry credentials in their arguments, so nothing
 // this package prints or returns as text (String, errors) shows more than
@@ -111,12 +114,21 @@ func program(argv []string) string {
 	return strconv.Quote(argv[0])
 }
 
-// Expand substitutes our node's name and id.
+// Expand substitutes our node's name and id, leaving shell variables
+// (${name}) alone, as ParseTemplate does.
 func (t Template) Expand(name string, nodeid uint32) []string {
-	r := strings.NewReplacer("{name}", name, "{nodeid}", strconv.FormatUint(uint64(nodeid), 10))
+	id := strconv.FormatUint(uint64(nodeid), 10)
 	out := make([]string, len(t.args))
 	for i, a := range t.args {
-		out[i] = r.Replace(a)
+		out[i] = placeholder.ReplaceAllStringFunc(a, func(m string) string {
+			switch m {
+			case "{name}":
+				return name
+			case "{nodeid}":
+				return id
+			}
+			return m // ${...}, or a placeholder ParseTemplate refused
+		})
 	}
 	return out
 }

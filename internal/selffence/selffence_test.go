@@ -41,6 +41,8 @@ func TestParseTemplate(t *testing.T) {
 		// Braces that are not a placeholder pass through.
 		{in: `sh -c 'awk "{ print }" /x; find / -exec echo {} \; ; echo {a,b}'`, want: []string{"sh", "-c", `awk "{ print }" /x; find / -exec echo {} \; ; echo {a,b}`}},
 		{in: `sh -c 'echo ${NodeName} {name}'`, want: []string{"sh", "-c", "echo ${NodeName} node 2"}},
+		{in: `sh -c 'echo ${name} ${nodeid} {nodeid}'`, want: []string{"sh", "-c", "echo ${name} ${nodeid} 2"}},
+		{in: `sh -c 'fence-me --host "$1"' sh {name}`, want: []string{"sh", "-c", `fence-me --host "$1"`, "sh", "node 2"}},
 		{in: "fence_node 'oops", wantErr: "unterminated single quote"},
 		{in: `fence_node "oops`, wantErr: "unterminated double quote"},
 		{in: `fence_node oops\`, wantErr: "trailing backslash"},
