@@ -77,11 +77,13 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 // Watch asks for the event stream and calls fn for every event until ctx
 // ends (returns nil), fn returns an error (returned), or the stream ends.
 func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
-	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Now()) })
-	defer stop()
 	if _, err := c.Do(ctx, Request{Op: OpWatch}); err != nil {
 		return err
 	}
+	// Only now: Do clears the deadlines on its way out, also one set by a
+	// ctx that ended meanwhile (AfterFunc then runs at once).
+	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Now()) })
+	defer stop()
 	for {
 		resp, err := c.read()
 		if err != nil {
