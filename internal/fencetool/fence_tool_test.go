@@ -1,0 +1,195 @@
+package fencetool
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The stubs: a two-node cluster (n1, this node, id 1; n2, id 2). Files in
+// the stub directory change what they say:
+//
+//	down          corosync is not running
+//	bypass.N      "CODE REASON": group_tool bypass N's exit code and output
+//	              (default: node 1 may bypass, others must be fenced)
+//	bypass.N.next replaces bypass.N after its first use
+//
+// group_tool ack appends the node to acks; the agent appends its
+// arguments, one line per run, and its open descriptors to agent.fds.
+const stubCmapctl = `#!/bin/bash
+[ -e "$STUB/down" ] && { echo "Failed to initialize the cmap API. Error CS_ERR_LIBRARY" >&2; exit 1; }
+case "$*" in
+*this_node_id*) echo "runtime.votequorum.this_node_id (u32) = 1" ;;
+*nodelist.node*) printf 'nodelist.node.0.nodeid (u32) = 1\nnodelist.node.0.name (str) = n1\nnodelist.node.1.nodeid (u32) = 2\nnodelist.node.1.name (str) = n2\n' ;;
+esac
+`
+
+const stubQuorumtool = `#!/bin/bash
+[ -e "$STUB/down" ] && exit 1
+echo "Quorate:          Yes"
+`
+
+const stubGroupTool = `#!/bin/bash
+[ "$1" = --socket ] && shift 2
+case "$1" in
+bypass)
+	f=$STUB/bypass.$2
+	if [ -e "$f" ]; then
+		read -r code reason <"$f"
+		[ -e "$f.next" ] && mv "$f.next" "$f"
+	elif [ "$2" = 1 ]; then
+		code=0 reason="node 1 may skip fencing"
+	else
+		code=1 reason="node $2 must be fenced: not a member"
+	fi
+	echo "$reason"
+	exit "$code"
+	;;
+ack) echo "$2" >>"$STUB/acks"; echo "acked node $2" ;;
+recovery | members) echo '[]' ;;
+esac
+`
+
+const stubAgent = `#!/bin/bash
+printf '%s|' "$@" >>"$STUB/agent.log"; echo >>"$STUB/agent.log"
+ls /proc/$$/fd >"$STUB/agent.fds"
+echo "agent done"
+`
+
+type fenceTool struct {
+	t    *testing.T
+	stub string // the stub directory
+	path string // PATH with the stubs first
+}
+
+func newFenceTool(t *testing.T) *fenceTool {
+	t.Helper()
+	stub := t.TempDir()
+	bin := filepath.Join(stub, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"corosync-cmapctl": stubCmapctl, "corosync-quorumtool": stubQuorumtool,
+		"group_tool": stubGroupTool, "agent": stubAgent,
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &fenceTool{t: t, stub: stub, path: bin + ":" + os.Getenv("PATH")}
+}
+
+// run runs fence_tool with args (no config file, no post-join delay
+// unless args say otherwise) and returns its standard error and exit code.
+func (f *fenceTool) run(args ...string) (string, int) {
+	f.t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "../../scripts/fence_tool")
+	cmd := exec.Command(script, append([]string{"-c", "/dev/null", "-d", "0"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+f.path, "STUB="+f.stub, "FENCE_TOOL_STATE_DIR="+filepath.Join(f.stub, "state"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		f.t.Fatal(err)
+	}
+	return stderr.String(), code
+}
+
+func (f *fenceTool) file(name string) string {
+	b, _ := os.ReadFile(filepath.Join(f.stub, name))
+	return string(b)
+}
+
+func (f *fenceTool) write(name, content string) {
+	if err := os.WriteFile(filepath.Join(f.stub, name), []byte(content), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// Node 2 may not bypass: join fences it with the agent, the template's
+// quotes and placeholders honoured, acknowledges it and succeeds. The
+// agent does not hold join's lock.
+func TestJoinFencesAndAcks(t *testing.T) {
+	f := newFenceTool(t)
+	out, code := f.run("-a", `agent --host={name} 'two words' --id {nodeid} a&b`, "join")
+	if code != 0 {
+		t.Fatalf("join exit %d:\n%s", code, out)
+	}
+	if got := f.file("agent.log"); got != "--host=n2|two words|--id|2|a&b|\n" {
+		t.Errorf("agent ran with %q", got)
+	}
+	if got := f.file("acks"); got != "2\n" {
+		t.Errorf("acks %q, want node 2 once", got)
+	}
+	for _, fd := range strings.Fields(f.file("agent.fds")) {
+		if fd == "9" {
+			t.Error("the agent inherited join's lock (descriptor 9)")
+		}
+	}
+}
+
+// A template that cannot be split (an unbalanced quote) or is blank stops
+// join before anything is fenced.
+func TestBadTemplateFencesNothing(t *testing.T) {
+	for _, tmpl := range []string{`agent --host={name} 'x`, `agent "{name}`, "   "} {
+		f := newFenceTool(t)
+		out, code := f.run("-a", tmpl, "join")
+		if code != 1 || f.file("agent.log") != "" || f.file("acks") != "" {
+			t.Errorf("template %q: exit %d, agent ran %q, acks %q:\n%s", tmpl, code, f.file("agent.log"), f.file("acks"), out)
+		}
+		if !strings.Contains(out, "agent command") {
+			t.Errorf("template %q: no word on the template:\n%s", tmpl, out)
+		}
+	}
+}
+
+// Without corosync, join and status say so.
+func TestCorosyncDown(t *testing.T) {
+	f := newFenceTool(t)
+	f.write("down", "")
+	out, code := f.run("-a", "agent {name}", "join")
+	if code != 1 || !strings.Contains(out, "corosync is not running here") || f.file("agent.log") != "" {
+		t.Errorf("join without corosync: exit %d:\n%s", code, out)
+	}
+	out, code = f.run("status")
+	if code != 0 || !strings.Contains(out, "corosync: not running") {
+		t.Errorf("status without corosync: exit %d:\n%s", code, out)
+	}
+}
+
+// Bad option values are usage errors (exit 2); numbers are decimal even
+// with leading zeros.
+func TestOptionValues(t *testing.T) {
+	f := newFenceTool(t)
+	for _, args := range [][]string{{"-a"}, {"-r", "x", "status"}, {"-r", "0", "status"}, {"--agent-timeout", "0", "status"}, {"-d", "1.5", "status"}, {"-r", "99999999999", "status"}} {
+		if out, code := f.run(args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2:\n%s", args, code, out)
+		}
+	}
+	if out, code := f.run("-r", "08", "--agent-timeout", "010", "-a", "agent {name}", "join"); code != 0 || !strings.Contains(out, "attempt 1 of 8") {
+		t.Errorf("-r 08: exit %d:\n%s", code, out)
+	}
+}
+
+// When groupd on this node stops vouching for it in the middle of a join
+// (it answers "cannot tell" about node 2, and then about us too), join
+// gives up without fencing node 2.
+func TestJoinGivesUpWhenOwnGroupdGoes(t *testing.T) {
+	f := newFenceTool(t)
+	f.write("bypass.2", "2 could not tell: groupd is not in the group\n")
+	f.write("bypass.1", "0 node 1 may skip fencing\n")
+	f.write("bypass.1.next", "2 could not tell: groupd stopped\n")
+	out, code := f.run("-a", "agent {name}", "join")
+	if code != 1 || f.file("agent.log") != "" || !strings.Contains(out, "can no longer vouch") {
+		t.Errorf("exit %d, agent ran %q:\n%s", code, f.file("agent.log"), out)
+	}
+}
