@@ -231,15 +231,6 @@ type asyncKiller struct {
 
 func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
 	a.d.effects.push(fmt.Sprintf("the kill of node %d from the cluster", nodeID), func() {
-		// The kill waited its turn behind other effects; by now the node
-		// may be back with a clean start (or fenced and acked), which
-		// closed its set: killing it then would only fence it for nothing.
-		if s := a.d.Snapshot(); s != nil && !s.pending(nodeID) {
-			if a.d.log != nil {
-				a.d.log.Infof("not killing node %d from the cluster after all: its recovery set was closed before the kill could run", nodeID)
-			}
-			return
-		}
 		if err := a.k.KillNode(nodeID, reason); err != nil && a.d.log != nil {
 			a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
 		}

@@ -177,34 +177,6 @@ func TestDaemonStoppedVouchesForNobody(t *testing.T) {
 }
 
 // A kill stuck in corosync must not keep Run from returning.
-// A kill that waited behind another is dropped when the node came back
-// with a clean start meanwhile (its set closed): it would only get a
-// healthy node fenced.
-func TestQueuedKillDroppedAfterCleanRejoin(t *testing.T) {
-	k := &fakeKiller{block: make(chan struct{}), entered: make(chan struct{}, 1)}
-	hs := &fakeHello{}
-	d, events, _, _ := newTestDaemon(t, k, hs)
-	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2, 3}, Quorate: true}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}, {NodeID: 3, PID: 3000}},
-		Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}, {NodeID: 3, PID: 3000, Reason: ReasonJoin}}}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Left: []Member{{NodeID: 3, PID: 3000, Reason: ReasonProcDown}}}
-	<-k.entered // node 3's kill is stuck in corosync
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
-	// node 2's groupd restarts and announces a new run before its kill ran
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2001}}, Joined: []Member{{NodeID: 2, PID: 2001, Reason: ReasonJoin}}}
-	events <- GroupMessage{NodeID: 2, PID: 2001, Data: Hello{Version: 2, NodeID: 2, Start: t0.Add(time.Minute)}.Marshal()}
-	waitFor(t, "node 2's set to close", func() bool { return !d.Snapshot().pending(2) })
-	// Effects run in order: once a hello queued after node 2's kill has
-	// gone out, that kill has run or been dropped.
-	hellos := hs.count()
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2001}, {NodeID: 4, PID: 4000}}, Joined: []Member{{NodeID: 4, PID: 4000, Reason: ReasonJoin}}}
-	close(k.block)
-	waitFor(t, "our hello to node 4", func() bool { return hs.count() > hellos })
-	if got := k.got(); len(got) != 1 || got[0].node != 3 {
-		t.Errorf("kills %+v, want node 3's only", got)
-	}
-}
-
 func TestDaemonStopsWhileKillBlocked(t *testing.T) {
 	k := &fakeKiller{block: make(chan struct{}), entered: make(chan struct{}, 1)}
 	d, events, _, done := newTestDaemon(t, k, &fakeHello{})

@@ -150,14 +150,3 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 	}
 	return c
 }
-
-// pending reports whether node nodeID has a recovery set that still asks
-// for it to be fenced.
-func (s *Snapshot) pending(nodeID uint32) bool {
-	for _, r := range s.Recovery {
-		if r.NodeID == nodeID && r.State.Pending() {
-			return true
-		}
-	}
-	return false
-}
