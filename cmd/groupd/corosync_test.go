@@ -72,7 +72,6 @@ type daemonProc struct {
 	socket string
 	group  string
 	tool   string
-	root   string // its --sysfs-root
 	done   chan struct{}
 	err    error // from Wait, valid after done
 }
@@ -111,7 +110,6 @@ func startDaemon(t *testing.T, o daemonOpts) *daemonProc {
 		}
 	}
 	d := &daemonProc{
-		root:   root,
 		t:      t,
 		log:    &corotest.Output{},
 		socket: filepath.Join(dir, "run", "groupd.sock"),
@@ -485,35 +483,6 @@ func TestSighupLeavesCleanly(t *testing.T) {
 	eventually(t, 5*time.Second, "the watcher sees groupd leave", func() bool { _, ok := w.left(pid); return ok })
 	if r, _ := w.left(pid); r != cpg.ReasonLeave {
 		t.Errorf("the other member saw groupd go with reason %s after SIGHUP, want leave", r)
-	}
-}
-
-// A stop while dlm/gfs state is in use on the node (a gfs2 mount made
-// after groupd joined) is not a clean leave: leaving cleanly would tell
-// the other nodes this node needs no fencing. groupd exits without
-// leaving, so they see it fail, and with status 3, so that systemd does
-// not restart it into the residual check.
-func TestStopWithStateInUseIsNotACleanLeave(t *testing.T) {
-	corotest.Start(t)
-	notifyEnv, notified := notifySocket(t)
-	group := corotest.GroupName(t)
-	w := watchGroup(t, group)
-	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}, args: []string{"--group", group}})
-	pid := d.cmd.Process.Pid
-	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
-	if err := os.MkdirAll(filepath.Join(d.root, "sys/kernel/dlm/gfs0"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code := d.wait(10 * time.Second); code != 3 {
-		t.Errorf("groupd exit status after SIGTERM with a lockspace in use = %d, want 3", code)
-	}
-	eventually(t, 5*time.Second, "the watcher sees groupd go", func() bool { _, ok := w.left(pid); return ok })
-	if r, _ := w.left(pid); r != cpg.ReasonProcDown {
-		t.Errorf("the other member saw groupd go with reason %s, want procdown", r)
-	}
-	if !strings.Contains(d.log.String(), "WITHOUT leaving") || !strings.Contains(d.log.String(), "gfs0") {
-		t.Errorf("the log does not say why groupd did not leave cleanly:\n%s", d.log.String())
 	}
 }
 

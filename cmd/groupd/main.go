@@ -45,7 +45,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -353,22 +352,6 @@ func (d *daemon) run(ctx context.Context) int {
 
 	// Shutdown after a signal.
 	d.notify("STOPPING=1")
-	// A clean leave tells the other nodes that this node needs no fencing,
-	// which is not so while dlm/gfs state is in use here: then go without
-	// leaving, so that they see it fail (and exit 3: no restart, which
-	// would only find the state and fence the node itself).
-	if held, err := residual.Scan(o.sysfsRoot); err != nil || len(held) > 0 {
-		var what []string
-		for _, e := range held {
-			what = append(what, e.String())
-		}
-		if err != nil {
-			what = append(what, err.Error())
-		}
-		log.Errorf("stopping while %s holds dlm/gfs state or cannot tell (%s): groupd exits WITHOUT leaving the %q group cleanly, so the other nodes see it fail and fence it; unmount gfs/gfs2 and stop dlm users before stopping groupd", d.who(), strings.Join(what, "; "), o.group)
-		srv.Close()
-		return exitResidual
-	}
 	ad.setPhase(runCtx, groupd.PhaseLeaving)
 	lctx, cancelLeave := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancelLeave()
