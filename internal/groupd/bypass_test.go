@@ -362,3 +362,45 @@ func TestDistrustEndsWithTheRun(t *testing.T) {
 		t.Errorf("node 3's new run refused: %s", why)
 	}
 }
+
+// Node 3 is cut off while we hold quorum: its set must be fenced. Later
+// node 2 goes too and we lose quorum, and node 3, alone all along, merges
+// back as the same run. We were not quorate just before the merge, but we
+// were when node 3 left: we may have recovered its locks, so its set stays
+// and it may not bypass fencing.
+func TestMergeAfterLosingQuorumKeepsSetOpenedWhileQuorate(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.nodes(1, 2)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.wantSets("3:waiting-for-fencing")
+	h.nodesQuorate(false, 1)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3)) // the very run that failed
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Error("node 3, gone while we were quorate and never fenced, may skip fencing")
+	}
+	if s := h.set(3); !s.State.Pending() {
+		t.Errorf("node 3's set %+v, want it still pending", s)
+	}
+}
+
+// Corosync reports a ring's members before its quorum: the set of a node
+// gone in the ring where we lost quorum takes the later quorum notice.
+func TestQuorumNoticeAfterMembersCounts(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.seq++
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: true}) // members first
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: false}) // then quorum
+	h.nodes(1, 2, 3)
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2))
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 merged back after a partition in which we were not quorate: refused (%s)", why)
+	}
+}

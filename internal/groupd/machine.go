@@ -35,10 +35,11 @@ const (
 	// StateLeftCleanly: closed because the groupd confchg said the member
 	// left cleanly after all.
 	StateLeftCleanly SetState = "left-cleanly"
-	// StateQuorateSide: closed because the node merged back from the side
-	// of a partition that could act while ours was not quorate: what it
-	// holds is the cluster's state, not state nobody controlled, and the
-	// fencing to be done (if any) is ours, by its side.
+	// StateQuorateSide: closed because the node merged back after a
+	// partition in which our side was not quorate, neither in the ring it
+	// was seen gone in nor just before the merge: we could not act on its
+	// absence, so what it holds is not state left behind by our recovery,
+	// and the fencing to be done (if any) is ours, by its side.
 	StateQuorateSide SetState = "quorate-side"
 )
 
@@ -58,8 +59,10 @@ type RecoverySet struct {
 	Failed     time.Time     // wall clock of the first report
 	FailedMono time.Duration // monotonic clock of the first report
 	// Ring is the cluster ring the node was seen gone in (the latest ring
-	// we knew until cman reported it).
-	Ring RingID
+	// we knew until cman reported it), and QuorateWhenGone whether our side
+	// was quorate in that ring (as last reported for it).
+	Ring            RingID
+	QuorateWhenGone bool
 	// PID and Start identify the groupd run that failed (zero if unknown),
 	// so that the same run merging back is not taken for a clean start.
 	PID   uint32
@@ -310,12 +313,15 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
 			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
-			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() {
-				// Opened when it was cut off from us; it was we who
-				// were cut off from the cluster. Left open, the run's
-				// hello would be taken for the failed run merging back
-				// and our side would fence the side that held quorum.
-				m.closeSet(s, StateQuorateSide, now, "%s merged back from the side that held the cluster while we were not quorate; its recovery set is closed", m.node(j.NodeID))
+			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone {
+				// Opened when it was cut off from us, in a ring where we
+				// were not quorate either: we could not act on its
+				// absence. Left open, the run's hello would be taken for
+				// the failed run merging back, and our side would fence
+				// the side that may have held the cluster. A set opened
+				// while we were quorate stays: we may have recovered
+				// its locks meanwhile.
+				m.closeSet(s, StateQuorateSide, now, "%s merged back after a partition in which we were not quorate (ring %s); its recovery set is closed", m.node(j.NodeID), s.Ring)
 			}
 			continue
 		}
@@ -430,6 +436,7 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 		// cman had already removed it (its event overtook ours while the
 		// node was not yet in cman's list); nothing more to wait for.
 		s.ClusterReported = now
+		s.QuorateWhenGone = m.quorate
 		s.State = StateWaitFencing
 	case l.Reason == ReasonProcDown && !kill:
 		// Its node stays in the cluster; no cman nodedown will come.
@@ -490,6 +497,14 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	m.quorate = ev.Quorate
 	m.ring = ev.Ring
 	m.cluster = newSet
+	// Quorum may be reported after the ring's members (a notice of its
+	// own for the same ring): the sets of nodes gone in this ring take the
+	// latest word.
+	for _, s := range m.sets {
+		if !s.ClusterReported.IsZero() && s.Ring == ev.Ring {
+			s.QuorateWhenGone = ev.Quorate
+		}
+	}
 
 	for _, id := range left {
 		m.clusterLeft(id, prev[id], ev.Ring, now)
@@ -533,17 +548,18 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		case StateWaitCman:
 			s.State = StateWaitFencing
 			s.ClusterReported = now
-			s.Ring = ring
+			s.Ring, s.QuorateWhenGone = ring, m.quorate
 			m.notice("info", "recovery-updated", id, "cman reported %s gone (ring %s); waiting for it to be fenced", m.node(id), ring)
 		case StateWaitFencing:
 			if s.ClusterReported.IsZero() {
 				s.ClusterReported = now
-				s.Ring = ring
+				s.Ring, s.QuorateWhenGone = ring, m.quorate
 				m.notice("info", "recovery-updated", id, "%s left the cluster (ring %s); still waiting for it to be fenced", m.node(id), ring)
 				return
 			}
 			// It came back into the cluster without a clean start, and
 			// failed again.
+			s.Ring, s.QuorateWhenGone = ring, m.quorate
 			s.Failures++
 			s.LastFailure = now
 			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
@@ -566,6 +582,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		Failed:          now,
 		FailedMono:      m.cfg.Clock.Monotonic(),
 		Ring:            ring,
+		QuorateWhenGone: m.quorate,
 		ClusterReported: now,
 		Failures:        1,
 		LastFailure:     now,
