@@ -395,7 +395,7 @@ func TestQuorumNoticeAfterMembersCounts(t *testing.T) {
 	h.leave(2, pidOf(2), ReasonNodeDown)
 	h.leave(3, pidOf(3), ReasonNodeDown)
 	h.seq++
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: true}) // members first
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: true})  // members first
 	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: false}) // then quorum
 	h.nodes(1, 2, 3)
 	h.joinWith(2, pidOf(2), ReasonNodeUp)
