@@ -404,3 +404,22 @@ func TestQuorumNoticeAfterMembersCounts(t *testing.T) {
 		t.Errorf("node 2 merged back after a partition in which we were not quorate: refused (%s)", why)
 	}
 }
+
+// What a run we hold stale distrusts is not taken from it: its view of
+// the partition is the suspect one.
+func TestDistrustFromStaleRunIgnored(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.nodes(1, 2)
+	h.nodes(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp) // merged back into our quorate side: stale
+	fromThree := Hello{Version: 2, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
+	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: fromThree.Marshal()})
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 refused after a stale run distrusted it: %s", why)
+	}
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Error("the merged-back run may bypass fencing")
+	}
+}

@@ -616,7 +616,11 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	m.distrust(ev, h.Distrusted)
+	if !mb.stale {
+		// A stale run's view is suspect (it was cut off): what it
+		// distrusts does not spread through us.
+		m.distrust(ev, h.Distrusted)
+	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked.
