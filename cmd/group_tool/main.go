@@ -102,13 +102,18 @@ func usage(w io.Writer) {
 		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included.\n")
 }
 
-// isJSONFlag reports whether arg asks for JSON output.
+// isJSONFlag reports whether arg asks for JSON output, as the flag
+// package would read it.
 func isJSONFlag(arg string) bool {
-	switch arg {
-	case "--json", "-json", "--json=true", "-json=true", "--json=1", "-json=1":
+	name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	if name != "json" || !strings.HasPrefix(arg, "-") || strings.HasPrefix(arg, "---") {
+		return false
+	}
+	if !hasValue {
 		return true
 	}
-	return false
+	on, err := strconv.ParseBool(value)
+	return err == nil && on
 }
 
 // commonFlags are accepted both before and after the command.

@@ -138,6 +138,8 @@ func TestBypassJSON(t *testing.T) {
 		{[]string{"bypass", "--bogus", "--json", "3"}, 2, 0, false, false},
 		{[]string{"--timeout=x", "bypass", "--json", "3"}, 2, 0, false, false},
 		{[]string{"bypass", "--timeout=0s", "--json", "3"}, 2, 0, false, false},
+		{[]string{"bypass", "--bogus", "--json=TRUE", "3"}, 2, 0, false, false},
+		{[]string{"bypass", "--bogus", "-json=t", "3"}, 2, 0, false, false},
 	}
 	for _, tt := range tests {
 		out, _, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)

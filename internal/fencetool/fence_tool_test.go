@@ -140,7 +140,7 @@ func TestJoinFencesAndAcks(t *testing.T) {
 // A template that cannot be split (an unbalanced quote) or is blank stops
 // join before anything is fenced.
 func TestBadTemplateFencesNothing(t *testing.T) {
-	for _, tmpl := range []string{`agent --host={name} 'x`, `agent "{name}`, "   "} {
+	for _, tmpl := range []string{`agent --host={name} 'x`, `agent "{name}`, "   ", `agent {name} \`} {
 		f := newFenceTool(t)
 		out, code := f.run("-a", tmpl, "join")
 		if code != 1 || f.file("agent.log") != "" || f.file("acks") != "" {
