@@ -565,7 +565,7 @@ func TestChangingSizes(t *testing.T) {
 	for i, n := range sizes {
 		m := next[*cpg.Message](t, h)
 		if !bytes.Equal(m.Data, content(i, n)) {
-			t.Fatalf("message %d of %d bytes came back as %d bytes, equal=%v", i, n, len(m.Data), bytes.Equal(m.Data[:min(n, len(m.Data))], content(i, n)[:min(n, len(m.Data))]))
+			t.Fatalf("message %d of %d bytes came back as %d bytes that differ", i, n, len(m.Data))
 		}
 		if i%3 == 0 {
 			m.Release()

@@ -135,6 +135,19 @@ type member struct {
 	staleStart time.Time
 }
 
+// markStale stops counting the member's hellos until it leaves the group,
+// keeping its run's start if known: start, else its counted hello's.
+func (mb *member) markStale(start time.Time) {
+	if start.IsZero() && mb.hello != nil {
+		start = mb.hello.Start
+	}
+	if mb.staleStart.IsZero() {
+		mb.staleStart = start
+	}
+	mb.stale = true
+	mb.hello = nil
+}
+
 // Machine is the daemon state. It is not safe for concurrent use: one
 // goroutine (Daemon.Run) owns it.
 type Machine struct {
@@ -435,8 +448,7 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 	case gone:
 		// cman had already removed it (its event overtook ours while the
 		// node was not yet in cman's list); nothing more to wait for.
-		s.ClusterReported = now
-		s.QuorateWhenGone = m.quorate
+		m.seenGone(s, now)
 		s.State = StateWaitFencing
 	case l.Reason == ReasonProcDown && !kill:
 		// Its node stays in the cluster; no cman nodedown will come.
@@ -529,10 +541,15 @@ func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.T
 	// its way) announced itself before the failure; that no longer counts.
 	for _, mb := range m.members {
 		if mb.nodeID == id {
-			mb.stale = true
-			mb.hello = nil
+			mb.markStale(time.Time{})
 		}
 	}
+}
+
+// seenGone records that cman reported s's node gone, in the current ring.
+func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
+	s.ClusterReported = now
+	s.Ring, s.QuorateWhenGone = m.ring, m.quorate
 }
 
 func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now time.Time) {
@@ -547,19 +564,17 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		switch s.State {
 		case StateWaitCman:
 			s.State = StateWaitFencing
-			s.ClusterReported = now
-			s.Ring, s.QuorateWhenGone = ring, m.quorate
+			m.seenGone(s, now)
 			m.notice("info", "recovery-updated", id, "cman reported %s gone (ring %s); waiting for it to be fenced", m.node(id), ring)
 		case StateWaitFencing:
 			if s.ClusterReported.IsZero() {
-				s.ClusterReported = now
-				s.Ring, s.QuorateWhenGone = ring, m.quorate
+				m.seenGone(s, now)
 				m.notice("info", "recovery-updated", id, "%s left the cluster (ring %s); still waiting for it to be fenced", m.node(id), ring)
 				return
 			}
 			// It came back into the cluster without a clean start, and
 			// failed again.
-			s.Ring, s.QuorateWhenGone = ring, m.quorate
+			s.Ring, s.QuorateWhenGone = m.ring, m.quorate
 			s.Failures++
 			s.LastFailure = now
 			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
@@ -616,27 +631,20 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	if !mb.stale {
-		// A stale run's view is suspect (it was cut off): what it
-		// distrusts does not spread through us.
-		m.distrust(ev, h.Distrusted)
-	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
-		// set is acked.
-		if mb.staleStart.IsZero() {
-			mb.staleStart = h.Start
-		}
+		// set is acked. Its view of the partition is the suspect one:
+		// what it distrusts does not spread through us.
+		mb.markStale(h.Start)
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	m.distrust(ev, h.Distrusted)
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
 		// The very run that failed has merged back with whatever state it
 		// held: not a clean start.
 		m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
-		mb.stale = true
-		mb.staleStart = h.Start
-		mb.hello = nil
+		mb.markStale(h.Start)
 		return
 	}
 	if mb.hello == nil {
@@ -657,23 +665,13 @@ func (m *Machine) distrust(from GroupMessage, runs []Run) {
 		if mb == nil || m.isUs(k) {
 			continue
 		}
-		if mb.stale {
-			if mb.staleStart.IsZero() {
-				mb.staleStart = r.Start
-			}
-			continue
-		}
 		if !r.Start.IsZero() && mb.hello != nil && !mb.hello.Start.Equal(r.Start) {
 			continue // about another run than the one we heard
 		}
-		m.notice("warn", "member-distrusted", r.NodeID, "%s pid %d is distrusted by the daemon of %s pid %d (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(r.NodeID), r.PID, m.node(from.NodeID), from.PID)
-		mb.stale = true
-		if r.Start.IsZero() && mb.hello != nil {
-			mb.staleStart = mb.hello.Start
-		} else {
-			mb.staleStart = r.Start
+		if !mb.stale {
+			m.notice("warn", "member-distrusted", r.NodeID, "%s pid %d is distrusted by the daemon of %s pid %d (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(r.NodeID), r.PID, m.node(from.NodeID), from.PID)
 		}
-		mb.hello = nil
+		mb.markStale(r.Start)
 	}
 }
 
