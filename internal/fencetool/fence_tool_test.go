@@ -180,6 +180,46 @@ func TestOptionValues(t *testing.T) {
 	}
 }
 
+// A config file that cannot be read or holds a bad line is a usage error
+// (exit 2), like a bad option, and fences nothing; an absent default
+// config is fine, and the command line overrides the file.
+func TestConfigFile(t *testing.T) {
+	f := newFenceTool(t)
+	conf := filepath.Join(f.stub, "fence_tool.conf")
+	for _, bad := range []string{
+		"agent {name}\n",                  // not key = value
+		"agnet = agent {name}\n",          // unknown key
+		"retries = three\n",               // not a number
+		"require_quorum = on\n",           // neither yes nor no
+		"agent = agent {name}\nretries=0", // last line without a newline
+	} {
+		f.write("fence_tool.conf", bad)
+		out, code := f.run("-c", conf, "join")
+		if code != 2 || f.file("agent.log") != "" {
+			t.Errorf("config %q: exit %d, agent ran %q, want exit 2 and no fencing:\n%s", bad, code, f.file("agent.log"), out)
+		}
+	}
+	for _, args := range [][]string{{"-c", filepath.Join(f.stub, "missing"), "status"}, {"--config=", "status"}, {"-c"}} {
+		if out, code := f.run(args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2:\n%s", args, code, out)
+		}
+	}
+	if os.Geteuid() != 0 {
+		f.write("fence_tool.conf", "retries = 2\n")
+		os.Chmod(conf, 0)
+		if out, code := f.run("-c", conf, "status"); code != 2 || !strings.Contains(out, "cannot read") {
+			t.Errorf("unreadable config: exit %d, want 2:\n%s", code, out)
+		}
+	}
+
+	f.write("fence_tool.conf", "# fencing\n  agent = agent {name} from-config\nretries=2\nrequire_quorum = Yes\n")
+	os.Chmod(conf, 0o644)
+	out, code := f.run("-c", conf, "-r", "4", "join")
+	if code != 0 || f.file("agent.log") != "n2|from-config|\n" || !strings.Contains(out, "attempt 1 of 4") {
+		t.Errorf("good config: exit %d, agent ran %q:\n%s", code, f.file("agent.log"), out)
+	}
+}
+
 // When groupd on this node stops vouching for it in the middle of a join
 // (it answers "cannot tell" about node 2, and then about us too), join
 // gives up without fencing node 2.
