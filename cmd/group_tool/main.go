@@ -96,7 +96,7 @@ func usage(w io.Writer) {
 		c := commands[n]
 		fmt.Fprintf(w, "  %-16s %s\n", n+" "+c.args, c.help)
 	}
-	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (all commands but ack).\n")
+	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (ack: the acknowledged recovery set).\n")
 	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached;\n"+
 		"ack: 3 no recovery set for NODE, nothing to acknowledge.\n"+
 		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included.\n")
@@ -313,8 +313,13 @@ func (t *tool) ack(ctx context.Context, args []string) int {
 		fmt.Fprintf(t.stderr, "group_tool: cannot query groupd at %s: %v\n", t.socket, err)
 		return exitUnknown
 	}
-	if s := resp.Acked; s != nil {
+	if s := resp.Acked; s != nil && t.json {
+		return t.printJSON(setsJSON([]query.RecoverySet{*s})[0])
+	} else if s != nil {
 		fmt.Fprintf(t.stdout, "fencing of %s acknowledged; recovery set is now %s\n", nodeName(s.NodeID, s.Name), s.State)
+	} else if t.json {
+		fmt.Fprintln(t.stderr, "group_tool: groupd acknowledged but sent no recovery set")
+		return exitFailed
 	} else {
 		fmt.Fprintf(t.stdout, "fencing of node %d acknowledged\n", id)
 	}

@@ -175,6 +175,19 @@ func TestAck(t *testing.T) {
 	}
 }
 
+// ack --json prints the acknowledged set.
+func TestAckJSON(t *testing.T) {
+	sock := serve(t)
+	out, _, code := runTool(t, "--socket", sock, "ack", "--json", "2")
+	var set map[string]any
+	if err := json.Unmarshal([]byte(out), &set); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v: %q", code, err, out)
+	}
+	if set["nodeid"] != 2.0 || set["name"] != "beta" || set["state"] != "acked" {
+		t.Errorf("acked set %v, want node 2 (beta) acked", set)
+	}
+}
+
 func TestRecoveryJSON(t *testing.T) {
 	sock := serve(t)
 	// --socket may also follow the command.

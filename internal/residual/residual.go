@@ -4,8 +4,9 @@
 // Such instances are uncontrolled: the daemons that coordinated them are
 // gone, and a node that joins the groupd group while holding them would let
 // other nodes use the same lockspaces and filesystems independently of it.
-// The daemon therefore scans sysfs before it joins, and treats any doubt
-// (a directory it cannot read) as state found.
+// The daemon therefore scans sysfs before it joins, and does not join while
+// in doubt: a directory it cannot read, or a root without sys/kernel, is an
+// error from Scan, on which the daemon stops.
 package residual
 
 import (
