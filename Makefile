@@ -7,6 +7,9 @@
 #   make test-cluster  the multi-node tier in Docker containers
 #   make demo          a 3-node cluster with the daemon on each node
 
+# go from PATH, else from the official tarball's place (scripts and tests
+# run go too, hence PATH rather than only GO).
+export PATH := $(PATH):/usr/local/go/bin
 GO       ?= go
 DEB_PKGS := corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcfg-dev \
             libcorosync-common-dev libqb-dev gcc make pkg-config
