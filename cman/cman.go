@@ -7,12 +7,15 @@ package cman
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/cgo"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/groupd-go/groupd/cs"
@@ -380,21 +383,69 @@ func (c *Cluster) Quorum() (QuorumInfo, error) {
 	}, nil
 }
 
+// MaxKillReason is the longest reason KillNode takes, in bytes: corosync
+// carries it in a cs_name_t (CS_MAX_NAME_LENGTH, its terminating NUL
+// included).
+const MaxKillReason = C.CS_MAX_NAME_LENGTH - 1
+
+// Back-off for CS_ERR_TRY_AGAIN from KillNode: corosync applies flow
+// control to the kill request, which it sends through totem, and answers
+// so while it syncs after a membership change.
+const (
+	killFirstBackoff = 10 * time.Millisecond
+	killMaxBackoff   = 500 * time.Millisecond
+)
+
 // KillNode asks corosync to remove a node from the cluster: the node's
-// corosync exits, logging reason (corosync_cfg_kill_node). Killing our own
-// node makes our corosync exit; the Events stream then ends with its
-// terminal error. Safe from any goroutine.
-func (c *Cluster) KillNode(nodeID uint32, reason string) error {
-	if err := c.enter(&c.cfgMu); err != nil {
-		return err
+// corosync exits, logging reason (corosync_cfg_kill_node). Success means
+// corosync took the request, not that the node is gone yet: its departure
+// comes as a membership event. Killing our own node makes our corosync
+// exit; the Events stream then ends with its terminal error.
+//
+// CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full) is
+// retried with back-off until ctx is done. Node id 0 and a reason that
+// holds a NUL byte or is longer than MaxKillReason are refused before
+// anything is sent. Safe from any goroutine.
+func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) error {
+	switch {
+	case nodeID == 0:
+		return fmt.Errorf("cman: kill node: node id 0 is not a node: %w", cs.ErrInvalidParam)
+	case len(reason) > MaxKillReason:
+		return fmt.Errorf("cman: kill node %d: reason of %d bytes, at most %d: %w", nodeID, len(reason), MaxKillReason, cs.ErrInvalidParam)
+	case strings.IndexByte(reason, 0) >= 0:
+		return fmt.Errorf("cman: kill node %d: reason holds a NUL byte: %w", nodeID, cs.ErrInvalidParam)
 	}
-	defer c.cfgMu.Unlock()
 	cr := C.CString(reason)
 	defer C.free(unsafe.Pointer(cr))
-	if err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr))); err != nil {
-		return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w", nodeID, err)
+	delay := killFirstBackoff
+	var timer *time.Timer
+	for {
+		// The lock is held per attempt, not across the back-off, so that
+		// Close never waits for one.
+		if err := c.enter(&c.cfgMu); err != nil {
+			return err
+		}
+		err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr)))
+		c.cfgMu.Unlock()
+		if !errors.Is(err, cs.ErrTryAgain) {
+			if err != nil {
+				return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w", nodeID, err)
+			}
+			return nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w, and gave up: %w", nodeID, err, ctx.Err())
+		case <-timer.C:
+			delay = min(2*delay, killMaxBackoff)
+		}
 	}
-	return nil
 }
 
 // Nodes returns every node of the cmap nodelist (nodelist.node.X.*), in

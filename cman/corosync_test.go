@@ -3,6 +3,7 @@ package cman
 // Local-corosync tier: a private single-node corosync from corotest.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -250,11 +251,36 @@ func TestCloseTwiceAndAfter(t *testing.T) {
 	if _, err := c.Nodes(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Nodes after Close: %v, want ErrClosed", err)
 	}
-	if err := c.KillNode(corotest.NodeID, "after close"); !errors.Is(err, ErrClosed) {
+	if err := c.KillNode(context.Background(), corotest.NodeID, "after close"); !errors.Is(err, ErrClosed) {
 		t.Errorf("KillNode after Close: %v, want ErrClosed", err)
 	}
 	if c.NodeID() != corotest.NodeID {
 		t.Errorf("NodeID after Close = %d", c.NodeID())
+	}
+}
+
+// KillNode refuses node id 0 and a reason corosync cannot carry whole
+// before sending anything: a reason with a NUL byte aimed at our own node
+// would otherwise kill it with a truncated reason.
+func TestKillNodeBadInput(t *testing.T) {
+	n := corotest.Start(t)
+	c := open(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		node   uint32
+		reason string
+	}{
+		{0, "no such node"},
+		{c.NodeID(), "cut\x00short"},
+		{c.NodeID(), strings.Repeat("r", MaxKillReason+1)},
+	} {
+		if err := c.KillNode(ctx, tt.node, tt.reason); !errors.Is(err, cs.ErrInvalidParam) {
+			t.Errorf("KillNode(%d, %d-byte reason): %v, want ErrInvalidParam", tt.node, len(tt.reason), err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a kill that went out would have landed by now
+	if _, err := c.Quorate(); err != nil || !n.Running() {
+		t.Fatalf("corosync after refused kills: running %v, Quorate: %v", n.Running(), err)
 	}
 }
 
@@ -313,7 +339,7 @@ func TestKillOwnNode(t *testing.T) {
 	next(t, c) // initial membership
 	next(t, c) // initial quorum
 
-	err := c.KillNode(c.NodeID(), "cman test kills its own node")
+	err := c.KillNode(context.Background(), c.NodeID(), "cman test kills its own node")
 	if err != nil && !errors.Is(err, cs.ErrLibrary) {
 		// corosync may exit before it answers; anything else is wrong.
 		t.Fatalf("KillNode(self): %v", err)
@@ -427,7 +453,7 @@ func freeze(t *testing.T, n *corotest.Node) (thaw func()) {
 // finalized under it.
 func TestCloseWhileKillNodeParked(t *testing.T) {
 	closeWhileParked(t, "KillNode", func(c *Cluster) error {
-		err := c.KillNode(99, "cman test: no such node")
+		err := c.KillNode(context.Background(), 99, "cman test: no such node")
 		if errors.Is(err, cs.ErrNotExist) {
 			return nil
 		}
@@ -481,7 +507,7 @@ func closeWhileParked(t *testing.T, name string, call func(*Cluster) error) {
 		"Quorate":  func() error { _, err := c.Quorate(); return err },
 		"Quorum":   func() error { _, err := c.Quorum(); return err },
 		"Nodes":    func() error { _, err := c.Nodes(); return err },
-		"KillNode": func() error { return c.KillNode(99, "after close") },
+		"KillNode": func() error { return c.KillNode(context.Background(), 99, "after close") },
 	} {
 		done := make(chan error, 1)
 		go func() { done <- call() }()
@@ -598,7 +624,7 @@ func TestCallsRaceClose(t *testing.T) {
 			func() error { _, err := c.Quorum(); return err },
 			func() error { _, err := c.Nodes(); return err },
 			func() error { _, err := c.LocalNode(); return err },
-			func() error { return c.KillNode(99, "cman test: no such node") },
+			func() error { return c.KillNode(context.Background(), 99, "cman test: no such node") },
 		}
 		for _, call := range calls {
 			wg.Add(1)

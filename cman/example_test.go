@@ -1,6 +1,7 @@
 package cman_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -45,7 +46,7 @@ func ExampleCluster_KillNode() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.KillNode(3, "fenced by groupd"); err != nil {
+	if err := c.KillNode(context.Background(), 3, "fenced by groupd"); err != nil {
 		log.Fatal(err)
 	}
 }

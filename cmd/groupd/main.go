@@ -215,7 +215,7 @@ func (d *daemon) run(ctx context.Context) int {
 		OurPID:           d.pid,
 		Start:            d.start,
 		NoKillOnProcDown: o.noKillOnProcDown,
-		Kill:             cl,
+		Kill:             killer{cl, effects},
 		Hello:            hello,
 		Clock:            groupd.SystemClock{},
 		Names:            names,
@@ -460,7 +460,7 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	defer d.fencing.Store(false)
 	d.selfKilled.Store(true)
 	log.Warnf("removing %s from the cluster (corosync kill of our own node)", d.who())
-	out := selffence.Execute(fctx, o.policy, cl, tmpl, d.ourName, d.ourID)
+	out := selffence.Execute(fctx, o.policy, killer{cl, fctx}, tmpl, d.ourName, d.ourID)
 	if out.KillErr != nil {
 		log.Errorf("%v; other nodes may not see this node fail", out.KillErr)
 	} else if out.Killed {
@@ -518,6 +518,24 @@ type multicaster interface {
 // daemon stops: a node that never hears from us would fence us.
 // SendHello is called from one goroutine at a time (the daemon's effect
 // queue).
+// killTimeout bounds one kill of a node from the cluster: corosync answers
+// "try again" while it syncs a new ring, which takes seconds at most.
+const killTimeout = 30 * time.Second
+
+// killer removes nodes from the cluster for the daemon and the self-fence:
+// cman's KillNode, retried while corosync says try again, for at most
+// killTimeout and never past ctx.
+type killer struct {
+	cl  *cman.Cluster
+	ctx context.Context
+}
+
+func (k killer) KillNode(nodeID uint32, reason string) error {
+	ctx, cancel := context.WithTimeout(k.ctx, killTimeout)
+	defer cancel()
+	return k.cl.KillNode(ctx, nodeID, reason)
+}
+
 type helloSender struct {
 	m        multicaster
 	ctx      context.Context
