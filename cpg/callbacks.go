@@ -85,12 +85,14 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 		return
 	}
 	defer h.guard()
-	h.collect(&ConfChg{
+	ev := &ConfChg{
 		Group:   h.groupName(name, nameLen),
 		Members: addressesOf(members, int(nmembers)),
 		Left:    addressesOf(left, int(nleft)),
 		Joined:  addressesOf(joined, int(njoined)),
-	})
+	}
+	h.confchgSeen(ev.Joined)
+	h.collect(ev)
 }
 
 //export goTotemConfchg

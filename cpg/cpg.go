@@ -94,6 +94,14 @@ type Handle struct {
 	groupMu sync.Mutex
 	group   string
 	joined  bool
+	left    bool // the handle left its group: it cannot join again
+	// joining is set from the join request until corosync delivers the
+	// confchg that shows this process joining (cleared by the confchg
+	// trampoline). corosync answers CS_ERR_BUSY to a leave while its join
+	// is under way, and libcpg then resends the leave in a loop, inside C,
+	// for as long as that lasts; Leave waits here instead, in Go,
+	// honouring its context.
+	joining atomic.Bool
 
 	// reqMu serializes the calls that send corosync a request and wait
 	// for its reply (everything but cpg_dispatch, which reads the event
@@ -209,7 +217,7 @@ func (h *Handle) dispatchLoop() {
 		before := h.dispatched
 		err := h.dispatchReady()
 		if err != nil && err != h.panicked {
-			err = fmt.Errorf("cpg dispatch: connection to corosync lost: %w", err)
+			err = fmt.Errorf("cpg dispatch failed, so the stream ends (corosync went away, or libcpg could not go on): %w", err)
 		}
 		idle := h.dispatched == before
 		h.dispatchMu.Unlock()
@@ -435,11 +443,56 @@ func cName(s string) (*C.char, C.uint32_t) {
 	return (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.uint32_t(len(s))
 }
 
+// settleJoin waits until corosync has delivered this handle's join (see
+// joining), or until ctx is done or the stream ended. Under groupMu.
+func (h *Handle) settleJoin(ctx context.Context) error {
+	var timer *time.Timer
+	for h.joining.Load() {
+		moved := h.progress.wait()
+		if !h.joining.Load() {
+			break // delivered before wait
+		}
+		if h.closed.Load() {
+			return ErrClosed
+		}
+		if err := h.Err(); err != nil {
+			return err
+		}
+		// The timer only bounds a wait whose wake-up was missed.
+		if timer == nil {
+			timer = time.NewTimer(maxBackoff)
+			defer timer.Stop()
+		} else {
+			timer.Reset(maxBackoff)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for corosync to deliver this handle's join first: %w", ctx.Err())
+		case <-moved:
+		case <-timer.C:
+		}
+	}
+	return nil
+}
+
+// confchgSeen clears joining when a confchg shows this process joining.
+// Called by the confchg trampoline, with dispatchMu held.
+func (h *Handle) confchgSeen(joined []Address) {
+	if h.joining.Load() && slices.ContainsFunc(joined, func(a Address) bool {
+		return a.NodeID == h.self.NodeID && a.PID == h.self.PID
+	}) {
+		h.joining.Store(false)
+	}
+}
+
 // Join joins the process group named group (cpg_join). The name is 1 to
 // MaxNameLength bytes and is used exactly as given, NUL bytes included, so
 // Pacemaker's groups, whose names end in a NUL, can be joined. A handle is
-// in at most one group at a time. CS_ERR_TRY_AGAIN is retried with
-// back-off until ctx is done.
+// in at most one group, and joins once: corosync (3.1) does not let a
+// connection that has left a group join again (it answers CS_ERR_EXIST
+// for the same group and CS_ERR_BUSY, for ever, for another), so after
+// Leave, Join returns an error wrapping ErrExist; use a new Handle.
+// CS_ERR_TRY_AGAIN is retried with back-off until ctx is done.
 func (h *Handle) Join(ctx context.Context, group string) error {
 	if err := checkName(group); err != nil {
 		return fmt.Errorf("cpg join %q: %w", group, err)
@@ -453,10 +506,18 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 		return fmt.Errorf("cpg join %q: this handle is already in group %q (one group per handle): %w",
 			group, h.group, cs.ErrExist)
 	}
+	if h.left {
+		return fmt.Errorf("cpg join %q: this handle has left group %q, and corosync does not let it join again: use a new Handle: %w",
+			group, h.group, cs.ErrExist)
+	}
 	name, n := cName(group)
+	// Set before the request: its confchg may be dispatched before
+	// cpg_join returns.
+	h.joining.Store(true)
 	err := h.retry(ctx, func() C.cs_error_t { return C.glue_join(h.handle, name, n) })
 	runtime.KeepAlive(group)
 	if err != nil {
+		h.joining.Store(false)
 		return fmt.Errorf("cpg join %q: %w", group, err)
 	}
 	h.group, h.joined = group, true
@@ -478,12 +539,15 @@ func (h *Handle) Leave(ctx context.Context) error {
 	if !h.joined {
 		return fmt.Errorf("cpg leave: this handle is in no group: %w", cs.ErrNotExist)
 	}
+	if err := h.settleJoin(ctx); err != nil {
+		return fmt.Errorf("cpg leave %q: %w", h.group, err)
+	}
 	name, n := cName(h.group)
 	err := h.retry(ctx, func() C.cs_error_t { return C.glue_leave(h.handle, name, n) })
 	if err != nil {
 		return fmt.Errorf("cpg leave %q: %w", h.group, err)
 	}
-	h.joined = false
+	h.joined, h.left = false, true
 	return nil
 }
 

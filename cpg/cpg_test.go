@@ -353,6 +353,61 @@ func TestLeaveAndProcDown(t *testing.T) {
 	}
 }
 
+// Leave right after Join works and keeps the stream in order: it waits,
+// in Go, for corosync to deliver the join (libcpg would otherwise resend
+// the leave in a loop while corosync answers CS_ERR_BUSY), and gives up
+// with its context. A handle that left cannot join again (corosync would
+// answer CS_ERR_EXIST, or CS_ERR_BUSY for ever for another group, which
+// libcpg would resend in a loop): Join says so at once.
+func TestJoinLeaveOnce(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t)
+	me := uint32(os.Getpid())
+	for i := 0; i < 10; i++ {
+		h := newHandle(t)
+		if err := h.Join(ctx, group); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+		if err := h.Leave(ctx); err != nil {
+			t.Fatalf("leave %d: %v", i, err)
+		}
+		if c := next[*cpg.ConfChg](t, h); !has(c.Joined, corotest.NodeID, me, cpg.ReasonJoin) {
+			t.Fatalf("handle %d: %+v, want our join", i, c)
+		}
+		if c := next[*cpg.ConfChg](t, h); !has(c.Left, corotest.NodeID, me, cpg.ReasonLeave) {
+			t.Fatalf("handle %d: %+v, want our leave", i, c)
+		}
+		for _, g := range []string{group, group + "-other"} {
+			short, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := h.Join(short, g)
+			cancel()
+			if !errors.Is(err, cpg.ErrExist) || !strings.Contains(err.Error(), "new Handle") {
+				t.Fatalf("handle %d joins %q again after leaving: %v, want ErrExist and a word on a new Handle", i, g, err)
+			}
+		}
+		h.Close()
+	}
+
+	// While the join is not yet delivered, Leave waits for it, and gives
+	// up with its context.
+	h := newHandle(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	next[*cpg.ConfChg](t, h)
+	cpg.SetJoining(h, true)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := h.Leave(short); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "join") {
+		t.Fatalf("leave with the join pending: %v, want a wait for the join that ran out", err)
+	}
+	cpg.SetJoining(h, false)
+	if err := h.Leave(ctx); err != nil {
+		t.Fatalf("leave once the join was delivered: %v", err)
+	}
+}
+
 // corosync-cpgtool lists groups as a name line followed by "pid nodeid"
 // lines; parse it into group -> set of "nodeid/pid".
 func cpgtoolMembers(t *testing.T) map[string]map[string]bool {

@@ -34,10 +34,13 @@
 // Keeping them in one stream is what virtual synchrony needs: a member
 // knows which members saw a message because no change can overtake it.
 //
-// After Join, the first events are the join's *ConfChg and then a
-// *TotemConfChg with the current ring. A *Terminated event ends a stream
-// that corosync ended (it exited or dropped the connection); the channel
-// is closed right after it, within a second of corosync going away.
+// After Join come the join's *ConfChg and a *TotemConfChg with the current
+// ring, usually in that order (see TotemConfChg). Ring changes arrive as
+// *TotemConfChg whether or not the handle is in a group. A *Terminated
+// event ends a stream that corosync ended (it exited or dropped the
+// connection); the channel is closed right after it, within a second of
+// corosync going away. Close the Handle after that too, to release the
+// connection.
 //
 // # Buffering
 //
@@ -56,10 +59,18 @@
 //
 // # Dispatch
 //
-// No thread is parked in C. The connection's descriptor sits in an epoll
-// set that the Go runtime's poller watches (cs.Waiter); the dispatch
-// goroutine sleeps there until corosync has something for it or the
-// handle is closed, and nothing polls on a timer.
+// The dispatch goroutine parks no thread in C. The connection's descriptor
+// sits in an epoll set that the Go runtime's poller watches (cs.Waiter);
+// the dispatch goroutine sleeps there until corosync has something for it
+// or the handle is closed, and nothing polls on a timer.
+//
+// The calls that wait for corosync's reply (Join, Leave, Multicast, the
+// queries, and cpg_finalize in Close) do wait in C, and corosync's IPC has
+// no timeout: against a corosync that is stopped (SIGSTOP, a hung
+// machine) but has not closed the connection, such a call returns only
+// when corosync resumes or goes away, whatever its context says. A context
+// bounds the waiting the binding does itself: back-off after
+// CS_ERR_TRY_AGAIN, pacing, and Leave waiting for the join.
 //
 // # Messages
 //
@@ -70,7 +81,15 @@
 // every receiver, which holds the whole message in memory. CS_ERR_TRY_AGAIN
 // (flow control) is retried with back-off until the context is done, and
 // each handle keeps at most about 4 MiB of its own messages in flight
-// (see Multicast).
+// (see Multicast), which keeps flow control rare.
+//
+// For a fragmented message libcpg handles flow control itself, fragment by
+// fragment: it sleeps 10 ms at a time, up to 100 times per fragment,
+// printing "sleep. counter=N" on standard error, and the context is not
+// looked at meanwhile. If it gives up in the middle of a message, the
+// binding sends the message again from the start; receivers' libcpg then
+// starts it over and does not free the part it had assembled (a leak in
+// libcpg of up to the message's size on every member).
 //
 // # Concurrency
 //
@@ -80,6 +99,9 @@
 // while delivery runs beside them. Close may be called at any time, from
 // any goroutine, any number of times: it stops the dispatch goroutine,
 // waits for it, closes the channel and only then, once no call is inside
-// corosync, calls cpg_finalize; calls after it return ErrClosed. Corosync knows a member by node id and
-// process id, so one process can be in a given group only once.
+// corosync, calls cpg_finalize; calls after it return ErrClosed.
+//
+// Corosync knows a member by node id and process id, so one process can be
+// in a given group only once. A Handle joins one group, once: corosync does
+// not let a connection that left a group join again (see Join).
 package cpg

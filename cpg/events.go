@@ -25,10 +25,12 @@ type ConfChg struct {
 }
 
 // TotemConfChg is a change of the totem ring, the cluster-wide membership
-// of corosync nodes (cpg_totem_confchg_fn_t). Corosync sends the current
-// ring as one right after the join's *ConfChg
-// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF); a handle in no group gets
-// none.
+// of corosync nodes (cpg_totem_confchg_fn_t). Every handle gets one at
+// each ring change, in a group or not. After a handle's join, corosync
+// also sends it the current ring once
+// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF): usually right after the
+// join's *ConfChg, but before it if corosync reports another group's
+// change in between.
 type TotemConfChg struct {
 	Ring    RingID
 	Members []uint32 // node ids

@@ -25,3 +25,7 @@ func SetDeliverHook(f func(size int)) (restore func()) {
 	deliverHook = f
 	return func() { deliverHook = nil }
 }
+
+// SetJoining marks h as waiting for its join to be delivered, or not, for
+// a test.
+func SetJoining(h *Handle, v bool) { h.joining.Store(v) }

@@ -25,12 +25,17 @@ type queue struct {
 	length  atomic.Int64  // events spilled and not yet in the channel
 }
 
+// maxSpare is the most events the pump's spare slice may hold on to.
+const maxSpare = 4096
+
 func newQueue(out chan Event) *queue {
 	return &queue{out: out, wake: make(chan struct{}, 1)}
 }
 
-// push hands over a batch, in order. Only the dispatch goroutine pushes;
-// end marks the last batch.
+// push hands over a batch, in order. Pushes come from whoever holds the
+// handle's dispatchMu (the dispatch goroutine, a multicast delivering
+// what is ready, terminate), so never two at once; end marks the last
+// batch.
 func (q *queue) push(batch []Event, end bool) {
 	q.mu.Lock()
 	if !end && len(q.pending) == 0 && !q.pumping {
@@ -91,7 +96,11 @@ func (q *queue) pump(stop <-chan struct{}) {
 				return
 			}
 		}
+		// A burst's backlog is not kept once it has been delivered.
 		spare = batch
+		if cap(spare) > maxSpare {
+			spare = nil
+		}
 		if ended && len(batch) == 0 {
 			return
 		}
