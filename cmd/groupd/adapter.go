@@ -105,8 +105,9 @@ type adapter struct {
 	ourID      uint32
 	ourPID     uint32
 	log        *logrus.Logger
-	// refreshNames reloads the name cache; called before a membership
-	// change is passed on, so the change's new nodes have names.
+	// refreshNames asks for the name cache to be reloaded, without
+	// waiting for it; called when a membership change is passed on, so
+	// that nodes added to corosync's nodelist get names.
 	refreshNames func()
 	// lost is called once when corosync went away, before out is closed.
 	lost func(error)

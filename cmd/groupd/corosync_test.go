@@ -486,6 +486,35 @@ func TestSighupLeavesCleanly(t *testing.T) {
 	}
 }
 
+// A stop while corosync is frozen (stopped, not gone) does not hang:
+// corosync's IPC has no timeout, so the leave and the closes would wait in
+// C for as long as it stays stopped; groupd gives up on them and exits 1
+// (the others will see it fail) within its leave timeout and a little.
+func TestStopWithCorosyncFrozen(t *testing.T) {
+	n := corotest.Start(t)
+	notifyEnv, notified := notifySocket(t)
+	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}})
+	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var thawOnce sync.Once
+	thaw := func() { thawOnce.Do(func() { syscall.Kill(n.Pid(), syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	start := time.Now()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	code := d.wait(leaveTimeout + 3*closeTimeout + 5*time.Second)
+	took := time.Since(start)
+	thaw()
+	if code != exitFailed {
+		t.Errorf("exit status %d with corosync frozen, want %d", code, exitFailed)
+	}
+	if !strings.Contains(d.log.String(), "could not leave") {
+		t.Errorf("no word on the leave that corosync did not answer")
+	}
+	t.Logf("groupd exited %s after SIGTERM", took.Round(time.Millisecond))
+}
+
 // fenceScript writes a self-fence command that records its arguments.
 func fenceScript(t *testing.T) (cmd, record string) {
 	dir := t.TempDir()

@@ -172,7 +172,7 @@ func (d *daemon) run(ctx context.Context) int {
 		log.Errorf("cannot connect to corosync: %v; groupd did not start", err)
 		return exitFailed
 	}
-	defer cl.Close()
+	defer closeWithin(log, "the cman connection", cl.Close)
 	d.ourID = cl.NodeID()
 	local, err := cl.LocalNode()
 	if err != nil {
@@ -203,7 +203,7 @@ func (d *daemon) run(ctx context.Context) int {
 		log.Errorf("cannot connect to corosync's process groups (cpg): %v; groupd did not start", err)
 		return exitFailed
 	}
-	defer h.Close()
+	defer closeWithin(log, "the cpg connection", h.Close)
 
 	// effects is the context of the daemon's own calls into corosync
 	// (hellos, kills); ended last, on the way out.
@@ -258,11 +258,32 @@ func (d *daemon) run(ctx context.Context) int {
 		})
 	}
 
-	ad := newAdapter(h.Events(), cl.Events(), d.ourID, d.pid, quorate)
-	ad.log, ad.refreshNames, ad.lost = log, refresh, lost
 	// runCtx outlives the first signal, so the machine still sees our
 	// leave while we shut down.
 	runCtx, stopRun := context.WithCancel(context.Background())
+	// Names are reloaded off the event path, coalesced: a corosync that
+	// freezes right after a membership change must hold up neither the
+	// events behind it nor a shutdown. Not waited for on the way out (it
+	// may be inside that frozen corosync).
+	namesWanted := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-namesWanted:
+				refresh()
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+	ad := newAdapter(h.Events(), cl.Events(), d.ourID, d.pid, quorate)
+	ad.log, ad.lost = log, lost
+	ad.refreshNames = func() {
+		select {
+		case namesWanted <- struct{}{}:
+		default: // a reload is already due
+		}
+	}
 	var wg sync.WaitGroup
 	defer func() {
 		stopRun()
@@ -355,7 +376,7 @@ func (d *daemon) run(ctx context.Context) int {
 	ad.setPhase(runCtx, groupd.PhaseLeaving)
 	lctx, cancelLeave := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancelLeave()
-	if err := h.Leave(lctx); err != nil {
+	if err := leaveWithin(lctx, h); err != nil {
 		srv.Close()
 		log.Errorf("could not leave the %q group cleanly: %v; other nodes will see %s fail and fence it", o.group, err, d.who())
 		return exitFailed
@@ -518,6 +539,41 @@ type multicaster interface {
 // daemon stops: a node that never hears from us would fence us.
 // SendHello is called from one goroutine at a time (the daemon's effect
 // queue).
+// closeTimeout bounds the wait for a corosync connection to close on the
+// way out: a call parked inside a stopped corosync holds the close up, and
+// the exit releases the connection anyway.
+const closeTimeout = 2 * time.Second
+
+// closeWithin runs close, waiting for it at most closeTimeout.
+func closeWithin(log *logrus.Logger, what string, close func() error) {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Debugf("closing %s: %v", what, err)
+		}
+	case <-t.C:
+		log.Warnf("%s did not close within %s (a call is still waiting inside corosync); exiting without it", what, closeTimeout)
+	}
+}
+
+// leaveWithin leaves the group, giving up when ctx ends even if cpg_leave
+// itself is still waiting inside a stopped corosync (its IPC has no
+// timeout).
+func leaveWithin(ctx context.Context, h *cpg.Handle) error {
+	done := make(chan error, 1)
+	go func() { done <- h.Leave(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("corosync did not answer the leave: %w", ctx.Err())
+	}
+}
+
 // killTimeout bounds one kill of a node from the cluster: corosync answers
 // "try again" while it syncs a new ring, which takes seconds at most.
 const killTimeout = 30 * time.Second
