@@ -97,6 +97,29 @@ func TestBufferRecycling(t *testing.T) {
 	if m.Data != nil || m.pooled != nil {
 		t.Fatal("Data kept after Release")
 	}
+	// The buffer released last is the next one used, and the kept
+	// buffers stay within keptLimit, the rest going to the pool.
+	a, pa := copyIn(src)
+	b, pb := copyIn(src)
+	(&Message{Data: a, pooled: pa}).Release()
+	(&Message{Data: b, pooled: pb}).Release()
+	if _, p := copyIn(src); p != pb {
+		t.Error("the buffer released last was not reused first")
+	}
+	var many []*Message
+	for range keptLimit/(128<<10) + 8 {
+		d, p := copyIn(src)
+		many = append(many, &Message{Data: d, pooled: p})
+	}
+	for _, m := range many {
+		m.Release()
+	}
+	keptMu.Lock()
+	over := keptBytes > keptLimit
+	keptMu.Unlock()
+	if over {
+		t.Errorf("kept %d bytes of released buffers, limit %d", keptBytes, keptLimit)
+	}
 	small, pooled := copyIn([]byte("abc"))
 	if pooled != nil || string(small) != "abc" {
 		t.Fatalf("small copy %q pooled %v", small, pooled != nil)
