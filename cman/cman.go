@@ -459,17 +459,17 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 // The cmap and votequorum reads are separate calls, not one snapshot: a
 // membership change while Nodes runs may show in some nodes and not others.
 func (c *Cluster) Nodes() ([]Node, error) {
-	keys, err := c.cmapPrefix("nodelist.node.")
+	keys, err := c.cmapPrefix("nodelist.")
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := parseNodelist(keys)
+	nodes, err := parseNodelist(keys, c.nodeID)
 	if err != nil {
 		return nil, err
 	}
 	for i := range nodes {
 		n := &nodes[i]
-		n.Local = n.ID == c.nodeID
+		n.Local = n.Local || n.ID == c.nodeID
 		if n.ID == 0 {
 			continue
 		}

@@ -58,6 +58,7 @@ func TestParseNodelist(t *testing.T) {
 	tests := []struct {
 		name string
 		kv   map[string]string
+		ours uint32
 		want []Node
 	}{{
 		name: "named nodes with two links, in position order",
@@ -76,7 +77,7 @@ func TestParseNodelist(t *testing.T) {
 			"nodelist.local_node_pos":      "0",
 		},
 		want: []Node{
-			{ID: 1, Name: "alpha", Addresses: []string{"10.0.0.1", "10.1.0.1"}, Votes: 1},
+			{ID: 1, Name: "alpha", Addresses: []string{"10.0.0.1", "10.1.0.1"}, Votes: 1, Local: true},
 			{ID: 2, Name: "beta", Addresses: []string{"10.0.0.2"}, Votes: 3},
 			{ID: 3, Name: "gamma", Addresses: []string{"10.0.0.3"}, Votes: 1},
 		},
@@ -99,13 +100,27 @@ func TestParseNodelist(t *testing.T) {
 		kv:   map[string]string{"nodelist.node.0.name": "lonely"},
 		want: []Node{{ID: 0, Name: "lonely", Addresses: []string{}, Votes: 1}},
 	}, {
+		name: "no nodeids (udpu): ours found by local_node_pos",
+		kv: map[string]string{
+			"nodelist.node.0.name":       "a",
+			"nodelist.node.0.ring0_addr": "10.0.0.1",
+			"nodelist.node.1.name":       "b",
+			"nodelist.node.1.ring0_addr": "10.0.0.2",
+			"nodelist.local_node_pos":    "1",
+		},
+		ours: 167772162,
+		want: []Node{
+			{ID: 0, Name: "a", Addresses: []string{"10.0.0.1"}, Votes: 1},
+			{ID: 167772162, Name: "b", Addresses: []string{"10.0.0.2"}, Votes: 1, Local: true},
+		},
+	}, {
 		name: "empty",
 		kv:   map[string]string{},
 		want: []Node{},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseNodelist(tt.kv)
+			got, err := parseNodelist(tt.kv, tt.ours)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +137,7 @@ func TestParseNodelistBadValues(t *testing.T) {
 		{"nodelist.node.0.nodeid": "4294967296"},
 		{"nodelist.node.0.nodeid": "1", "nodelist.node.0.quorum_votes": "-1"},
 	} {
-		if _, err := parseNodelist(kv); err == nil {
+		if _, err := parseNodelist(kv, 1); err == nil {
 			t.Errorf("parseNodelist(%v) succeeded", kv)
 		}
 	}

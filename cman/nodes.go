@@ -28,15 +28,24 @@ type Node struct {
 
 func fallbackName(id uint32) string { return fmt.Sprintf("node%d", id) }
 
-// parseNodelist builds the nodes from the cmap keys under "nodelist.node."
-// with their values as text, ordered by their position X in the nodelist.
-// Entries without a nodeid get ID 0. Keys it does not know are ignored.
-func parseNodelist(kv map[string]string) ([]Node, error) {
+// parseNodelist builds the nodes from the cmap keys under "nodelist." with
+// their values as text, ordered by their position X in the nodelist. The
+// entry at nodelist.local_node_pos (corosync sets it) is ours: it is
+// marked Local and, if it has no nodeid, given ourID. Other entries
+// without a nodeid (allowed with udpu over IPv4, where corosync derives
+// the id from the address) get ID 0. Keys it does not know are ignored.
+func parseNodelist(kv map[string]string, ourID uint32) ([]Node, error) {
 	type entry struct {
 		node  Node
 		addrs map[int]string
 	}
 	byPos := map[int]*entry{}
+	localPos := -1
+	if v, ok := kv["nodelist.local_node_pos"]; ok {
+		if p, err := strconv.Atoi(v); err == nil && p >= 0 {
+			localPos = p
+		}
+	}
 	for key, val := range kv {
 		rest, ok := strings.CutPrefix(key, "nodelist.node.")
 		if !ok {
@@ -88,6 +97,12 @@ func parseNodelist(kv map[string]string) ([]Node, error) {
 	for _, pos := range positions {
 		e := byPos[pos]
 		n := e.node
+		if pos == localPos {
+			n.Local = true
+			if n.ID == 0 {
+				n.ID = ourID
+			}
+		}
 		last := -1
 		for link := range e.addrs {
 			last = max(last, link)
