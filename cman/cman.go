@@ -509,7 +509,7 @@ func (c *Cluster) LocalNode() (Node, error) {
 		return Node{}, err
 	}
 	for _, n := range nodes {
-		if n.Local {
+		if n.Local && n.ID == c.nodeID {
 			return n, nil
 		}
 	}

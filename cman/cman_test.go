@@ -76,6 +76,7 @@ func TestParseNodelist(t *testing.T) {
 			"nodelist.node.2.quorum_votes": "3",
 			"nodelist.local_node_pos":      "0",
 		},
+		ours: 1,
 		want: []Node{
 			{ID: 1, Name: "alpha", Addresses: []string{"10.0.0.1", "10.1.0.1"}, Votes: 1, Local: true},
 			{ID: 2, Name: "beta", Addresses: []string{"10.0.0.2"}, Votes: 3},
@@ -112,6 +113,20 @@ func TestParseNodelist(t *testing.T) {
 		want: []Node{
 			{ID: 0, Name: "a", Addresses: []string{"10.0.0.1"}, Votes: 1},
 			{ID: 167772162, Name: "b", Addresses: []string{"10.0.0.2"}, Votes: 1, Local: true},
+		},
+	}, {
+		name: "local_node_pos at another node's entry: not ours",
+		kv: map[string]string{
+			"nodelist.node.0.nodeid":  "1",
+			"nodelist.node.0.name":    "a",
+			"nodelist.node.1.nodeid":  "2",
+			"nodelist.node.1.name":    "b",
+			"nodelist.local_node_pos": "0",
+		},
+		ours: 2,
+		want: []Node{
+			{ID: 1, Name: "a", Addresses: []string{}, Votes: 1},
+			{ID: 2, Name: "b", Addresses: []string{}, Votes: 1},
 		},
 	}, {
 		name: "empty",

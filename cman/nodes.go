@@ -30,8 +30,9 @@ func fallbackName(id uint32) string { return fmt.Sprintf("node%d", id) }
 
 // parseNodelist builds the nodes from the cmap keys under "nodelist." with
 // their values as text, ordered by their position X in the nodelist. The
-// entry at nodelist.local_node_pos (corosync sets it) is ours: it is
-// marked Local and, if it has no nodeid, given ourID. Other entries
+// entry at nodelist.local_node_pos (corosync sets it) is ours, unless it
+// has another node's nodeid: it is marked Local and, if it has no nodeid,
+// given ourID. Other entries
 // without a nodeid (allowed with udpu over IPv4, where corosync derives
 // the id from the address) get ID 0. Keys it does not know are ignored.
 func parseNodelist(kv map[string]string, ourID uint32) ([]Node, error) {
@@ -97,11 +98,11 @@ func parseNodelist(kv map[string]string, ourID uint32) ([]Node, error) {
 	for _, pos := range positions {
 		e := byPos[pos]
 		n := e.node
-		if pos == localPos {
+		// An entry with another node's id is not ours, whatever the
+		// position says (a reload may have moved the entries).
+		if pos == localPos && (n.ID == 0 || n.ID == ourID) {
 			n.Local = true
-			if n.ID == 0 {
-				n.ID = ourID
-			}
+			n.ID = ourID
 		}
 		last := -1
 		for link := range e.addrs {

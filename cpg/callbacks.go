@@ -91,7 +91,7 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 		Left:    addressesOf(left, int(nleft)),
 		Joined:  addressesOf(joined, int(njoined)),
 	}
-	h.confchgSeen(ev.Joined)
+	h.confchgSeen()
 	h.collect(ev)
 }
 

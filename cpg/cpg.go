@@ -96,8 +96,9 @@ type Handle struct {
 	joined  bool
 	left    bool // the handle left its group: it cannot join again
 	// joining is set from the join request until corosync delivers the
-	// confchg that shows this process joining (cleared by the confchg
-	// trampoline). corosync answers CS_ERR_BUSY to a leave while its join
+	// join's confchg (cleared by the confchg trampoline): the first
+	// confchg a handle gets, as corosync sends none for a group to a
+	// connection whose join is still under way. corosync answers CS_ERR_BUSY to a leave while its join
 	// is under way, and libcpg then resends the leave in a loop, inside C,
 	// for as long as that lasts; Leave waits here instead, in Go,
 	// honouring its context.
@@ -129,8 +130,8 @@ type Handle struct {
 // New connects to corosync (cpg_model_initialize with CPG_MODEL_V1, the
 // totem confchg callback and CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF) and
 // starts delivering events to Events. Corosync sends the current ring, as
-// a *TotemConfChg, when the handle joins a group, right after the join's
-// *ConfChg.
+// a *TotemConfChg, when the handle joins a group, usually right after the
+// join's *ConfChg (see TotemConfChg).
 func New() (*Handle, error) {
 	h := &Handle{
 		events:     make(chan Event, 1024),
@@ -475,14 +476,12 @@ func (h *Handle) settleJoin(ctx context.Context) error {
 	return nil
 }
 
-// confchgSeen clears joining when a confchg shows this process joining.
-// Called by the confchg trampoline, with dispatchMu held.
-func (h *Handle) confchgSeen(joined []Address) {
-	if h.joining.Load() && slices.ContainsFunc(joined, func(a Address) bool {
-		return a.NodeID == h.self.NodeID && a.PID == h.self.PID
-	}) {
-		h.joining.Store(false)
-	}
+// confchgSeen clears joining: a confchg delivered while the handle joins
+// is its join's. (Matching our node id and pid in the joined list would do
+// as well, but needs nothing that corosync could see differently.) Called
+// by the confchg trampoline, with dispatchMu held.
+func (h *Handle) confchgSeen() {
+	h.joining.Store(false)
 }
 
 // Join joins the process group named group (cpg_join). The name is 1 to

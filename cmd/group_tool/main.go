@@ -318,8 +318,7 @@ func (t *tool) ack(ctx context.Context, args []string) int {
 	} else if s != nil {
 		fmt.Fprintf(t.stdout, "fencing of %s acknowledged; recovery set is now %s\n", nodeName(s.NodeID, s.Name), s.State)
 	} else if t.json {
-		fmt.Fprintln(t.stderr, "group_tool: groupd acknowledged but sent no recovery set")
-		return exitFailed
+		return t.printJSON(map[string]any{"nodeid": id, "state": "acked"})
 	} else {
 		fmt.Fprintf(t.stdout, "fencing of node %d acknowledged\n", id)
 	}

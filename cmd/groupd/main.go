@@ -378,7 +378,7 @@ func (d *daemon) run(ctx context.Context) int {
 	defer cancelLeave()
 	if err := leaveWithin(lctx, h); err != nil {
 		srv.Close()
-		log.Errorf("could not leave the %q group cleanly: %v; other nodes will see %s fail and fence it", o.group, err, d.who())
+		log.Errorf("could not leave the %q group cleanly: %v; other nodes may see %s fail and fence it", o.group, err, d.who())
 		return exitFailed
 	}
 	// Closing the handle before corosync delivered the leave could still
@@ -525,20 +525,6 @@ func quorateWord(q bool) string {
 	return "not quorate"
 }
 
-// multicaster is the part of *cpg.Handle the hello needs.
-type multicaster interface {
-	Multicast(ctx context.Context, g cpg.Guarantee, bufs ...[]byte) error
-}
-
-// helloSender multicasts our hello and notes the first one that got out,
-// which is when the daemon is ready. Until then a failed hello is tried
-// again, with back-off; if the first one cannot be sent at all, failed is
-// closed and err says why. A later hello (to nodes that joined after us)
-// is tried once, so that kills queued behind it do not wait; if that
-// fails, it is tried again in the background until one gets out or the
-// daemon stops: a node that never hears from us would fence us.
-// SendHello is called from one goroutine at a time (the daemon's effect
-// queue).
 // closeTimeout bounds the wait for a corosync connection to close on the
 // way out: a call parked inside a stopped corosync holds the close up, and
 // the exit releases the connection anyway.
@@ -570,13 +556,20 @@ func leaveWithin(ctx context.Context, h *cpg.Handle) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-done: // answered just as time ran out
+			return err
+		default:
+		}
 		return fmt.Errorf("corosync did not answer the leave: %w", ctx.Err())
 	}
 }
 
 // killTimeout bounds one kill of a node from the cluster: corosync answers
-// "try again" while it syncs a new ring, which takes seconds at most.
-const killTimeout = 30 * time.Second
+// "try again" while it syncs a new ring, which takes a second or two. Kills
+// and hellos share the daemon's effect queue, so a kill may hold a hello up
+// for this long.
+const killTimeout = 10 * time.Second
 
 // killer removes nodes from the cluster for the daemon and the self-fence:
 // cman's KillNode, retried while corosync says try again, for at most
@@ -592,6 +585,20 @@ func (k killer) KillNode(nodeID uint32, reason string) error {
 	return k.cl.KillNode(ctx, nodeID, reason)
 }
 
+// multicaster is the part of *cpg.Handle the hello needs.
+type multicaster interface {
+	Multicast(ctx context.Context, g cpg.Guarantee, bufs ...[]byte) error
+}
+
+// helloSender multicasts our hello and notes the first one that got out,
+// which is when the daemon is ready. Until then a failed hello is tried
+// again, with back-off; if the first one cannot be sent at all, failed is
+// closed and err says why. A later hello (to nodes that joined after us)
+// is tried once, so that effects queued behind it do not wait; if that
+// fails, it is tried again in the background until one gets out or the
+// daemon stops: a node that never hears from us would fence us.
+// SendHello is called from one goroutine at a time (the daemon's effect
+// queue).
 type helloSender struct {
 	m        multicaster
 	ctx      context.Context

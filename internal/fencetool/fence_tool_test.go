@@ -199,7 +199,7 @@ func TestConfigFile(t *testing.T) {
 			t.Errorf("config %q: exit %d, agent ran %q, want exit 2 and no fencing:\n%s", bad, code, f.file("agent.log"), out)
 		}
 	}
-	for _, args := range [][]string{{"-c", filepath.Join(f.stub, "missing"), "status"}, {"--config=", "status"}, {"-c"}} {
+	for _, args := range [][]string{{"-c", filepath.Join(f.stub, "missing"), "status"}, {"--config=", "status"}, {"-c"}, {"-c", f.stub, "status"}} {
 		if out, code := f.run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2:\n%s", args, code, out)
 		}
