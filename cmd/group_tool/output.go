@@ -45,6 +45,7 @@ type jsonSet struct {
 	GroupReported     time.Time `json:"group_reported,omitzero"`
 	ClusterReported   time.Time `json:"cluster_reported,omitzero"`
 	KillRequested     bool      `json:"kill_requested"`
+	KillError         string    `json:"kill_error,omitempty"`
 	Failures          int       `json:"failures"`
 	LastFailure       time.Time `json:"last_failure,omitzero"`
 	Acked             time.Time `json:"acked,omitzero"`
@@ -94,7 +95,7 @@ func setsJSON(rs []query.RecoverySet) []jsonSet {
 			NodeID: r.NodeID, Name: r.Name, Reason: r.Reason, State: r.State, Failed: r.Failed,
 			FailedMonotonicNS: int64(r.FailedMonotonic), Ring: r.Ring, PID: r.PID, Start: r.Start,
 			GroupReported: r.GroupReported, ClusterReported: r.ClusterReported, KillRequested: r.KillRequested,
-			Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
+			KillError: r.KillError, Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
 		})
 	}
 	return out
@@ -238,6 +239,11 @@ func printSets(w io.Writer, rs []query.RecoverySet) {
 		fmt.Fprintf(tw, "\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", r.NodeID, orDash(r.Name), r.Reason, r.State, when(r.Failed), orDash(r.Ring), r.Failures)
 	}
 	tw.Flush()
+	for _, r := range rs {
+		if r.KillError != "" {
+			fmt.Fprintf(w, "  the kill of %s from the cluster failed: %s\n", nodeName(r.NodeID, r.Name), r.KillError)
+		}
+	}
 }
 
 func printStatus(w io.Writer, s *query.Status) {

@@ -51,11 +51,18 @@ type Daemon struct {
 	snap    atomic.Pointer[Snapshot]
 	acks    chan ackRequest
 	watches chan watchRequest
+	kills   chan killFailure // failed kills, from the effect goroutine
 	done    chan struct{}
 	effects *effectQueue
 
 	// Owned by the Run goroutine.
 	watchers map[*watcher]bool
+}
+
+type killFailure struct {
+	nodeID uint32
+	seq    uint64
+	err    error
 }
 
 type ackRequest struct {
@@ -91,6 +98,7 @@ func NewDaemon(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		log:      cfg.Log,
 		acks:     make(chan ackRequest),
+		kills:    make(chan killFailure, 16), // so an effect rarely waits for the loop
 		watches:  make(chan watchRequest),
 		done:     make(chan struct{}),
 		watchers: map[*watcher]bool{},
@@ -158,6 +166,8 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 			// Publish first, so the acker's next query sees its ack.
 			d.snap.Store(d.m.Snapshot())
 			r.reply <- ackReply{set, err}
+		case f := <-d.kills:
+			d.m.KillFailed(f.nodeID, f.seq, f.err)
 		case r := <-d.watches:
 			d.watchers[r.w] = true
 			close(r.reply)
@@ -229,10 +239,21 @@ type asyncKiller struct {
 	k Killer
 }
 
+// KillNode is called by the machine, in the loop, right after it numbered
+// the request; a failure goes back to the loop (Machine.KillFailed).
 func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
+	seq := a.d.m.lastKillSeq()
 	a.d.effects.push(fmt.Sprintf("the kill of node %d from the cluster", nodeID), func() {
-		if err := a.k.KillNode(nodeID, reason); err != nil && a.d.log != nil {
-			a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
+		err := a.k.KillNode(nodeID, reason)
+		if err == nil {
+			return
+		}
+		select {
+		case a.d.kills <- killFailure{nodeID, seq, err}:
+		case <-a.d.done:
+			if a.d.log != nil {
+				a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
+			}
 		}
 	})
 	return nil

@@ -39,6 +39,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// A kill that fails off the loop comes back to it: the set records why
+// and waits for fencing instead of for a cman report that will not come.
+func TestDaemonRecordsFailedKill(t *testing.T) {
+	k := &fakeKiller{err: errors.New("cman: corosync_cfg_kill_node node 2: try again, and gave up")}
+	d, events, _, _ := newTestDaemon(t, k, &fakeHello{})
+	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+	waitFor(t, "the failed kill in the snapshot", func() bool {
+		r := d.Snapshot().Recovery
+		return len(r) == 1 && r[0].KillError != ""
+	})
+	if r := d.Snapshot().Recovery[0]; r.State != StateWaitFencing || !r.KillRequested || !strings.Contains(r.KillError, "gave up") {
+		t.Errorf("set after the failed kill: %+v", r)
+	}
+}
+
 // The loop must keep answering while a kill is stuck in corosync.
 func TestDaemonNotBlockedBySideEffects(t *testing.T) {
 	k := &fakeKiller{block: make(chan struct{})}

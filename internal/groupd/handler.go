@@ -107,6 +107,6 @@ func wireSet(r RecoverySet) query.RecoverySet {
 		NodeID: r.NodeID, Name: r.Name, State: string(r.State), Reason: r.Reason.String(),
 		Failed: r.Failed, FailedMonotonic: r.FailedMono, Ring: r.Ring.String(), PID: r.PID, Start: r.Start,
 		GroupReported: r.GroupReported, ClusterReported: r.ClusterReported, KillRequested: r.KillRequested,
-		Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
+		KillError: r.KillError, Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
 	}
 }

@@ -70,7 +70,12 @@ type RecoverySet struct {
 	// When each side reported the failure; zero until it has.
 	GroupReported, ClusterReported time.Time
 	// KillRequested: we asked cman to kill the node (procdown).
+	// KillError says why that kill failed, once it has; the set then
+	// waits for fencing, as no cman report of the node's departure will
+	// come.
 	KillRequested bool
+	KillError     string
+	killSeq       uint64 // which kill request was this set's
 	// Failures counts the failures folded into this set; 1 means none
 	// repeated.
 	Failures    int
@@ -151,8 +156,9 @@ func (mb *member) markStale(start time.Time) {
 // Machine is the daemon state. It is not safe for concurrent use: one
 // goroutine (Daemon.Run) owns it.
 type Machine struct {
-	cfg   Config
-	phase Phase
+	cfg     Config
+	phase   Phase
+	killSeq uint64 // kill requests made so far
 
 	clusterKnown bool
 	quorate      bool
@@ -466,8 +472,10 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 		case s.KillRequested:
 			m.notice("warn", "kill", id, "killing %s from the cluster: its groupd (pid %d) died while its corosync kept running, so it must be fenced", m.node(id), l.PID)
 			reason := fmt.Sprintf("groupd pid %d on this node died while corosync kept running", l.PID)
+			m.killSeq++
+			s.killSeq = m.killSeq
 			if err := m.cfg.Kill.KillNode(id, reason); err != nil {
-				m.notice("warn", "kill-failed", id, "could not kill %s from the cluster: %v; it still needs fencing", m.node(id), err)
+				m.KillFailed(id, s.killSeq, err)
 			}
 		default:
 			m.notice("warn", "procdown", id, "groupd (pid %d) on %s died while its corosync kept running; killing it is disabled, so it stays a cluster member until it is fenced or its groupd restarts", l.PID, m.node(id))
@@ -782,6 +790,25 @@ func (m *Machine) Ack(nodeID uint32) (RecoverySet, error) {
 	m.closeSet(s, StateAcked, now, "fencing of %s acknowledged; recovery set closed", m.node(nodeID))
 	return m.closed[len(m.closed)-1], nil
 }
+
+// KillFailed records that kill request seq, for nodeID, failed (the
+// daemon runs kills off the loop and reports failures here). A set that
+// has moved on since (closed, or opened anew) is left alone.
+func (m *Machine) KillFailed(nodeID uint32, seq uint64, err error) {
+	s := m.sets[nodeID]
+	if s == nil || s.killSeq != seq || !s.State.Pending() {
+		m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; the recovery set it was for is closed", m.node(nodeID), err)
+		return
+	}
+	s.KillError = err.Error()
+	if s.State == StateWaitCman {
+		s.State = StateWaitFencing
+	}
+	m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; it stays a cluster member and its recovery set waits for fencing", m.node(nodeID), err)
+}
+
+// lastKillSeq is the sequence number of the latest kill request.
+func (m *Machine) lastKillSeq() uint64 { return m.killSeq }
 
 // Snapshot returns a copy of the state that shares nothing with the
 // machine, for use from any goroutine.

@@ -403,15 +403,42 @@ func TestOurCleanShutdown(t *testing.T) {
 	}
 }
 
+// The failure of a kill made for an earlier set of the node leaves the
+// node's current set alone.
+func TestStaleKillFailureIgnored(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	first := h.m.lastKillSeq()
+	if _, err := h.m.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	h.join(2, pidOf(2)+1)
+	h.leave(2, pidOf(2)+1, ReasonProcDown)
+	h.wantSets("2:waiting-for-cman")
+	h.m.KillFailed(2, first, errors.New("late"))
+	if s := h.set(2); s.State != StateWaitCman || s.KillError != "" {
+		t.Errorf("the current set took an earlier kill's failure: %+v", s)
+	}
+	h.m.KillFailed(2, h.m.lastKillSeq(), errors.New("this one"))
+	if s := h.set(2); s.State != StateWaitFencing || s.KillError != "this one" {
+		t.Errorf("the current set's own kill failure: %+v", s)
+	}
+}
+
 func TestKillFailureKeepsSetPending(t *testing.T) {
 	h := newHarness(t, true)
 	h.killer.err = errors.New("cfg: try again")
 	h.up([]uint32{1, 2}, 1, 2)
 	h.leave(2, pidOf(2), ReasonProcDown)
-	h.wantSets("2:waiting-for-cman")
+	// No cman report of its departure will come: it waits for fencing.
+	h.wantSets("2:waiting-for-fencing")
+	if s := h.set(2); !s.KillRequested || !strings.Contains(s.KillError, "try again") {
+		t.Errorf("set after a failed kill: %+v", s)
+	}
 	found := false
 	for _, n := range h.notices {
-		if n.Kind == "kill-failed" && strings.Contains(n.Text, "still needs fencing") {
+		if n.Kind == "kill-failed" && strings.Contains(n.Text, "waits for fencing") {
 			found = true
 		}
 	}

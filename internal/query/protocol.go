@@ -195,6 +195,7 @@ type RecoverySet struct {
 	GroupReported   time.Time     `json:"group_reported,omitzero"`
 	ClusterReported time.Time     `json:"cluster_reported,omitzero"`
 	KillRequested   bool          `json:"kill_requested,omitempty"`
+	KillError       string        `json:"kill_error,omitempty"`
 	Failures        int           `json:"failures"`
 	LastFailure     time.Time     `json:"last_failure,omitzero"`
 	Acked           time.Time     `json:"acked,omitzero"`
