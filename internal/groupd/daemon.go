@@ -52,8 +52,12 @@ type Daemon struct {
 	acks    chan ackRequest
 	watches chan watchRequest
 	kills   chan killFailure // failed kills, from the effect goroutine
-	done    chan struct{}
-	effects *effectQueue
+	// killsMu guards loopGone, set once Run no longer reads kills: a
+	// failure after that is logged by the effect goroutine itself.
+	killsMu  sync.Mutex
+	loopGone bool
+	done     chan struct{}
+	effects  *effectQueue
 
 	// Owned by the Run goroutine.
 	watchers map[*watcher]bool
@@ -136,6 +140,9 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 		d.effects.run(ctx)
 	}()
 	defer func() {
+		d.killsMu.Lock()
+		d.loopGone = true
+		d.killsMu.Unlock()
 		d.m.stop()
 		d.snap.Store(d.m.Snapshot())
 		d.effects.stop()
@@ -147,6 +154,15 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 			if d.log != nil {
 				d.log.Warnf("the daemon stops without waiting for %s, which is still running in corosync after %s", d.effects.current(), effectGrace)
 			}
+		}
+		for {
+			select {
+			case f := <-d.kills: // failed before loopGone was set
+				d.logKillFailure(f)
+				continue
+			default:
+			}
+			break
 		}
 		for w := range d.watchers {
 			close(w.ch)
@@ -248,15 +264,29 @@ func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
 		if err == nil {
 			return
 		}
-		select {
-		case a.d.kills <- killFailure{nodeID, seq, err}:
-		case <-a.d.done:
-			if a.d.log != nil {
-				a.d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", nodeID, err)
+		f := killFailure{nodeID, seq, err}
+		a.d.killsMu.Lock()
+		sent := false
+		if !a.d.loopGone {
+			select {
+			case a.d.kills <- f:
+				sent = true
+			default: // the loop is far behind: say it here
 			}
+		}
+		a.d.killsMu.Unlock()
+		if !sent {
+			a.d.logKillFailure(f)
 		}
 	})
 	return nil
+}
+
+// logKillFailure logs a failed kill that the state loop will not see.
+func (d *Daemon) logKillFailure(f killFailure) {
+	if d.log != nil {
+		d.log.Warnf("could not kill node %d from the cluster: %v; it still needs fencing", f.nodeID, f.err)
+	}
 }
 
 type asyncHello struct {

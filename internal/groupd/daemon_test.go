@@ -3,7 +3,10 @@ package groupd
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -53,6 +56,52 @@ func TestDaemonRecordsFailedKill(t *testing.T) {
 	})
 	if r := d.Snapshot().Recovery[0]; r.State != StateWaitFencing || !r.KillRequested || !strings.Contains(r.KillError, "gave up") {
 		t.Errorf("set after the failed kill: %+v", r)
+	}
+}
+
+// warnLog keeps the warnings it is given.
+type warnLog struct {
+	mu    sync.Mutex
+	warns []string
+}
+
+func (l *warnLog) Debugf(string, ...any) {}
+func (l *warnLog) Infof(string, ...any)  {}
+func (l *warnLog) Warnf(f string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.warns = append(l.warns, fmt.Sprintf(f, a...))
+}
+
+func (l *warnLog) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.warns, func(w string) bool { return strings.Contains(w, s) })
+}
+
+// A kill that fails while the daemon stops, after the loop has stopped
+// reading, is still logged.
+func TestKillFailureAtStopLogged(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		k := &fakeKiller{err: errors.New("boom"), block: make(chan struct{}), entered: make(chan struct{}, 1)}
+		log := &warnLog{}
+		d, err := NewDaemon(Config{OurNodeID: us, OurPID: ourPID, Start: t0, Kill: k, Hello: &fakeHello{}, Clock: &fakeClock{now: t0}, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := make(chan Event)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx, events) }()
+		events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+		events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
+		events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+		<-k.entered
+		cancel()
+		time.Sleep(10 * time.Millisecond) // Run waits out the effect's grace
+		close(k.block)
+		<-done
+		waitFor(t, "the failed kill in the log", func() bool { return log.has("could not kill node 2") })
 	}
 }
 

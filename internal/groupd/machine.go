@@ -557,6 +557,7 @@ func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.T
 // seenGone records that cman reported s's node gone, in the current ring.
 func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 	s.ClusterReported = now
+	s.KillError = "" // the node is gone: the kill's failure no longer matters
 	s.Ring, s.QuorateWhenGone = m.ring, m.quorate
 }
 
@@ -798,6 +799,12 @@ func (m *Machine) KillFailed(nodeID uint32, seq uint64, err error) {
 	s := m.sets[nodeID]
 	if s == nil || s.killSeq != seq || !s.State.Pending() {
 		m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; the recovery set it was for is closed", m.node(nodeID), err)
+		return
+	}
+	if !s.ClusterReported.IsZero() || (m.clusterKnown && !m.cluster[nodeID]) {
+		// Gone from the cluster all the same (the kill may have gone
+		// through before it reported failure): nothing to record.
+		m.notice("info", "kill-failed", nodeID, "the kill of %s from the cluster reported failure (%v), but it has left the cluster", m.node(nodeID), err)
 		return
 	}
 	s.KillError = err.Error()

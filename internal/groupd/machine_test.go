@@ -426,6 +426,32 @@ func TestStaleKillFailureIgnored(t *testing.T) {
 	}
 }
 
+// A kill that reports failure for a node that has left the cluster all the
+// same records nothing; one recorded before the node left is forgotten
+// when it leaves.
+func TestKillFailureOfNodeGone(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.nodes(1) // the kill went through
+	h.m.KillFailed(2, h.m.lastKillSeq(), errors.New("timed out"))
+	if s := h.set(2); s.KillError != "" || s.State != StateWaitFencing {
+		t.Errorf("a node gone from the cluster got a failed kill recorded: %+v", s)
+	}
+
+	h = newHarness(t, true)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.m.KillFailed(2, h.m.lastKillSeq(), errors.New("timed out"))
+	if s := h.set(2); s.KillError == "" {
+		t.Fatalf("failed kill not recorded: %+v", s)
+	}
+	h.nodes(1)
+	if s := h.set(2); s.KillError != "" || s.ClusterReported.IsZero() {
+		t.Errorf("after the node left the cluster: %+v", s)
+	}
+}
+
 func TestKillFailureKeepsSetPending(t *testing.T) {
 	h := newHarness(t, true)
 	h.killer.err = errors.New("cfg: try again")
