@@ -188,6 +188,34 @@ func TestAckJSON(t *testing.T) {
 	}
 }
 
+// A set whose kill failed says so, in the table and in JSON.
+func TestRecoveryKillError(t *testing.T) {
+	f := &fake{recovery: []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "procdown",
+		Failed: failed, Failures: 1, KillRequested: true, KillError: "corosync_cfg_kill_node node 2: try again"}}}
+	path := filepath.Join(t.TempDir(), "groupd.sock")
+	srv, err := query.Listen(query.Config{Path: path}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); srv.Close(); <-done })
+
+	out, _, code := runTool(t, "--socket", path, "recovery")
+	if code != 0 || !strings.Contains(out, "the kill of node 2 (beta) from the cluster failed: corosync_cfg_kill_node node 2: try again") {
+		t.Errorf("recovery: exit %d:\n%s", code, out)
+	}
+	out, _, code = runTool(t, "--socket", path, "recovery", "--json")
+	var sets []map[string]any
+	if err := json.Unmarshal([]byte(out), &sets); err != nil || code != 0 || len(sets) != 1 {
+		t.Fatalf("recovery --json: exit %d, %v: %s", code, err, out)
+	}
+	if sets[0]["kill_error"] != "corosync_cfg_kill_node node 2: try again" || sets[0]["kill_requested"] != true {
+		t.Errorf("recovery --json: %v", sets[0])
+	}
+}
+
 func TestRecoveryJSON(t *testing.T) {
 	sock := serve(t)
 	// --socket may also follow the command.
