@@ -417,8 +417,8 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 	}
 	cr := C.CString(reason)
 	defer C.free(unsafe.Pointer(cr))
-	delay := killFirstBackoff
-	var timer *time.Timer
+	b := cs.Backoff{Delay: killFirstBackoff, Max: killMaxBackoff}
+	defer b.Stop()
 	for {
 		// The lock is held per attempt, not across the back-off, so that
 		// Close never waits for one.
@@ -433,17 +433,8 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 			}
 			return nil
 		}
-		if timer == nil {
-			timer = time.NewTimer(delay)
-			defer timer.Stop()
-		} else {
-			timer.Reset(delay)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w, and gave up: %w", nodeID, err, ctx.Err())
-		case <-timer.C:
-			delay = min(2*delay, killMaxBackoff)
+		if werr := b.Wait(ctx, nil); werr != nil {
+			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w, and gave up: %w", nodeID, err, werr)
 		}
 	}
 }

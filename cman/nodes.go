@@ -32,9 +32,9 @@ func fallbackName(id uint32) string { return fmt.Sprintf("node%d", id) }
 // their values as text, ordered by their position X in the nodelist. The
 // entry at nodelist.local_node_pos (corosync sets it) is ours, unless it
 // has another node's nodeid: it is marked Local and, if it has no nodeid,
-// given ourID. Other entries
-// without a nodeid (allowed with udpu over IPv4, where corosync derives
-// the id from the address) get ID 0. Keys it does not know are ignored.
+// given ourID. Other entries without a nodeid (allowed with udpu over
+// IPv4, where corosync derives the id from the address) get ID 0. Keys it
+// does not know are ignored.
 func parseNodelist(kv map[string]string, ourID uint32) ([]Node, error) {
 	type entry struct {
 		node  Node

@@ -85,14 +85,13 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 		return
 	}
 	defer h.guard()
-	ev := &ConfChg{
+	h.confchgSeen()
+	h.collect(&ConfChg{
 		Group:   h.groupName(name, nameLen),
 		Members: addressesOf(members, int(nmembers)),
 		Left:    addressesOf(left, int(nleft)),
 		Joined:  addressesOf(joined, int(njoined)),
-	}
-	h.confchgSeen()
-	h.collect(ev)
+	})
 }
 
 //export goTotemConfchg

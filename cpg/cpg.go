@@ -96,12 +96,11 @@ type Handle struct {
 	joined  bool
 	left    bool // the handle left its group: it cannot join again
 	// joining is set from the join request until corosync delivers the
-	// join's confchg (cleared by the confchg trampoline): the first
-	// confchg a handle gets, as corosync sends none for a group to a
-	// connection whose join is still under way. corosync answers CS_ERR_BUSY to a leave while its join
-	// is under way, and libcpg then resends the leave in a loop, inside C,
-	// for as long as that lasts; Leave waits here instead, in Go,
-	// honouring its context.
+	// join's confchg, the first confchg a handle gets (cleared by the
+	// confchg trampoline). Corosync answers CS_ERR_BUSY to a leave while
+	// its join is under way, and libcpg then resends the leave in a loop,
+	// inside C, for as long as that lasts; Leave waits here instead, in
+	// Go, honouring its context.
 	joining atomic.Bool
 
 	// reqMu serializes the calls that send corosync a request and wait
@@ -383,8 +382,8 @@ func (h *Handle) call(f func() C.cs_error_t) C.cs_error_t {
 // retry calls f (through call) until it returns something other than
 // CS_ERR_TRY_AGAIN, or until ctx is done.
 func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
-	var timer *time.Timer
-	delay := firstBackoff
+	b := cs.Backoff{Delay: firstBackoff, Max: maxBackoff}
+	defer b.Stop()
 	for {
 		if h.closed.Load() {
 			return ErrClosed
@@ -398,19 +397,8 @@ func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
 		}
 		// A delivery between the call and here is missed, which costs
 		// at most one back-off interval.
-		moved := h.progress.wait()
-		if timer == nil {
-			timer = time.NewTimer(delay)
-			defer timer.Stop()
-		} else {
-			timer.Reset(delay)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w, and gave up: %w", err, ctx.Err())
-		case <-moved:
-		case <-timer.C:
-			delay = min(2*delay, maxBackoff)
+		if werr := b.Wait(ctx, h.progress.wait()); werr != nil {
+			return fmt.Errorf("%w, and gave up: %w", err, werr)
 		}
 	}
 }
@@ -447,7 +435,9 @@ func cName(s string) (*C.char, C.uint32_t) {
 // settleJoin waits until corosync has delivered this handle's join (see
 // joining), or until ctx is done or the stream ended. Under groupMu.
 func (h *Handle) settleJoin(ctx context.Context) error {
-	var timer *time.Timer
+	// The back-off only bounds a wait whose wake-up was missed.
+	b := cs.Backoff{Delay: maxBackoff, Max: maxBackoff}
+	defer b.Stop()
 	for h.joining.Load() {
 		moved := h.progress.wait()
 		if !h.joining.Load() {
@@ -459,27 +449,16 @@ func (h *Handle) settleJoin(ctx context.Context) error {
 		if err := h.Err(); err != nil {
 			return err
 		}
-		// The timer only bounds a wait whose wake-up was missed.
-		if timer == nil {
-			timer = time.NewTimer(maxBackoff)
-			defer timer.Stop()
-		} else {
-			timer.Reset(maxBackoff)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for corosync to deliver this handle's join first: %w", ctx.Err())
-		case <-moved:
-		case <-timer.C:
+		if err := b.Wait(ctx, moved); err != nil {
+			return fmt.Errorf("waiting for corosync to deliver this handle's join first: %w", err)
 		}
 	}
 	return nil
 }
 
 // confchgSeen clears joining: a confchg delivered while the handle joins
-// is its join's. (Matching our node id and pid in the joined list would do
-// as well, but needs nothing that corosync could see differently.) Called
-// by the confchg trampoline, with dispatchMu held.
+// is its join's, so there is no need to look for our address in it.
+// Called by the confchg trampoline, with dispatchMu held.
 func (h *Handle) confchgSeen() {
 	h.joining.Store(false)
 }

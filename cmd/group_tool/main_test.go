@@ -62,7 +62,13 @@ func (f *fake) Watch(ctx context.Context) (<-chan query.Event, error) {
 
 func serve(t *testing.T) string {
 	t.Helper()
-	f := &fake{recovery: []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "nodedown", Failed: failed, Ring: "1.6", Failures: 1}}}
+	return serveSets(t, []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "nodedown", Failed: failed, Ring: "1.6", Failures: 1}})
+}
+
+// serveSets serves a fake daemon with these recovery sets.
+func serveSets(t *testing.T, sets []query.RecoverySet) string {
+	t.Helper()
+	f := &fake{recovery: sets}
 	path := filepath.Join(t.TempDir(), "groupd.sock")
 	srv, err := query.Listen(query.Config{Path: path}, f)
 	if err != nil {
@@ -190,17 +196,8 @@ func TestAckJSON(t *testing.T) {
 
 // A set whose kill failed says so, in the table and in JSON.
 func TestRecoveryKillError(t *testing.T) {
-	f := &fake{recovery: []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "procdown",
-		Failed: failed, Failures: 1, KillRequested: true, KillError: "corosync_cfg_kill_node node 2: try again"}}}
-	path := filepath.Join(t.TempDir(), "groupd.sock")
-	srv, err := query.Listen(query.Config{Path: path}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); srv.Close(); <-done })
+	path := serveSets(t, []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "procdown",
+		Failed: failed, Failures: 1, KillRequested: true, KillError: "corosync_cfg_kill_node node 2: try again"}})
 
 	out, _, code := runTool(t, "--socket", path, "recovery")
 	if code != 0 || !strings.Contains(out, "the kill of node 2 (beta) from the cluster failed: corosync_cfg_kill_node node 2: try again") {

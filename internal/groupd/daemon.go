@@ -155,14 +155,13 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 				d.log.Warnf("the daemon stops without waiting for %s, which is still running in corosync after %s", d.effects.current(), effectGrace)
 			}
 		}
-		for {
+		for drained := false; !drained; {
 			select {
 			case f := <-d.kills: // failed before loopGone was set
 				d.logKillFailure(f)
-				continue
 			default:
+				drained = true
 			}
-			break
 		}
 		for w := range d.watchers {
 			close(w.ch)

@@ -13,9 +13,16 @@ import (
 
 func newTestDaemon(t *testing.T, k *fakeKiller, hs *fakeHello) (*Daemon, chan Event, context.CancelFunc, chan error) {
 	t.Helper()
+	return newTestDaemonLog(t, k, hs, testLog{t})
+}
+
+// newTestDaemonLog is newTestDaemon with the daemon's log going to log.
+// A test that takes Run's result from done puts it back for the cleanup.
+func newTestDaemonLog(t *testing.T, k *fakeKiller, hs *fakeHello, log Logger) (*Daemon, chan Event, context.CancelFunc, chan error) {
+	t.Helper()
 	d, err := NewDaemon(Config{
 		OurNodeID: us, OurPID: ourPID, Start: t0,
-		Kill: k, Hello: hs, Clock: &fakeClock{now: t0}, Log: testLog{t},
+		Kill: k, Hello: hs, Clock: &fakeClock{now: t0}, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +36,14 @@ func newTestDaemon(t *testing.T, k *fakeKiller, hs *fakeHello) (*Daemon, chan Ev
 		<-done
 	})
 	return d, events, cancel, done
+}
+
+// node2ProcDown sends the events of node 2's groupd (pid 2000) joining
+// with ours and then dying while its corosync stays up.
+func node2ProcDown(events chan<- Event) {
+	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
+	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -47,9 +62,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDaemonRecordsFailedKill(t *testing.T) {
 	k := &fakeKiller{err: errors.New("cman: corosync_cfg_kill_node node 2: try again, and gave up")}
 	d, events, _, _ := newTestDaemon(t, k, &fakeHello{})
-	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+	node2ProcDown(events)
 	waitFor(t, "the failed kill in the snapshot", func() bool {
 		r := d.Snapshot().Recovery
 		return len(r) == 1 && r[0].KillError != ""
@@ -85,22 +98,13 @@ func TestKillFailureAtStopLogged(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		k := &fakeKiller{err: errors.New("boom"), block: make(chan struct{}), entered: make(chan struct{}, 1)}
 		log := &warnLog{}
-		d, err := NewDaemon(Config{OurNodeID: us, OurPID: ourPID, Start: t0, Kill: k, Hello: &fakeHello{}, Clock: &fakeClock{now: t0}, Log: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		events := make(chan Event)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx, events) }()
-		events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
-		events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
-		events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+		_, events, cancel, done := newTestDaemonLog(t, k, &fakeHello{}, log)
+		node2ProcDown(events)
 		<-k.entered
 		cancel()
 		time.Sleep(10 * time.Millisecond) // Run waits out the effect's grace
 		close(k.block)
-		<-done
+		done <- <-done
 		waitFor(t, "the failed kill in the log", func() bool { return log.has("could not kill node 2") })
 	}
 }
@@ -114,9 +118,7 @@ func TestDaemonNotBlockedBySideEffects(t *testing.T) {
 	if d.Snapshot() == nil || d.Snapshot().Phase != PhaseStarting {
 		t.Fatal("no initial snapshot before the first event")
 	}
-	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+	node2ProcDown(events)
 	events <- NodeChange{Ring: RingID{1, 2}, Members: []uint32{1, 2}, Quorate: true} // still there, kill pending
 
 	waitFor(t, "the recovery set in the snapshot", func() bool { return len(d.Snapshot().Recovery) == 1 })
@@ -247,9 +249,7 @@ func TestDaemonStopsWhileKillBlocked(t *testing.T) {
 	k := &fakeKiller{block: make(chan struct{}), entered: make(chan struct{}, 1)}
 	d, events, _, done := newTestDaemon(t, k, &fakeHello{})
 	t.Cleanup(func() { close(k.block) }) // runs after the daemon's cleanup
-	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}, {NodeID: 2, PID: 2000}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}, {NodeID: 2, PID: 2000, Reason: ReasonJoin}}}
-	events <- GroupConfChg{Members: []Member{{NodeID: 1, PID: ourPID}}, Left: []Member{{NodeID: 2, PID: 2000, Reason: ReasonProcDown}}}
+	node2ProcDown(events)
 	select {
 	case <-k.entered:
 	case <-time.After(5 * time.Second):
