@@ -2,7 +2,7 @@
 //
 //	group_tool [--socket PATH] [--timeout D] COMMAND [--json] [ARGS]
 //
-// Commands: ls, status, members, recovery, dump, watch, ack NODE,
+// Commands: ls, status, members, recovery, dump, watch, ready, ack NODE,
 // bypass NODE. NODE is a node id or a node name.
 //
 // Exit status:
@@ -20,6 +20,14 @@
 // so that a script that treats 0 as "skip fencing" never skips it by
 // mistake. bypass --json prints one JSON object, {"nodeid", "known",
 // "allowed", "reason"}, with the same exit statuses.
+//
+// ready asks the bypass question about this node: 0 its groupd passed the
+// residual check, is in the groupd group and has announced itself, so
+// dlm may start here; 1 no (still joining, staying out with residual
+// state, stopped); 2 could not tell (no daemon, usage errors). It answers
+// like bypass, in text or JSON ("known" is true whenever the daemon
+// answered). dlm.service runs it before starting (see
+// cmd/groupd/dlm.service.d).
 package main
 
 import (
@@ -83,7 +91,13 @@ var commands = map[string]command{
 	"watch":    {"", 0, "stream the daemon's events until interrupted", (*tool).watch},
 	"ack":      {"NODE", 1, "acknowledge that NODE was fenced, closing its recovery set; exit 3 if it has none", (*tool).ack},
 	"bypass":   {"NODE", 1, "may NODE skip fencing? exit 0 yes, 1 no (fence it), 2 could not tell (fence it)", (*tool).bypass},
+	"ready":    {"", 0, "has this node's groupd joined the group and announced itself (may dlm start here)? exit 0 yes, 1 no, 2 could not tell", (*tool).ready},
 }
+
+// answering reports whether command name answers a yes/no question, where
+// exit 0 means yes: then help and usage errors are no answer, exit 2, with
+// a "could not tell" line on stdout, where a script looks for the answer.
+func answering(name string) bool { return name == "bypass" || name == "ready" }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: group_tool [--socket PATH] [--timeout DURATION] COMMAND [--json] [NODE]\n\nCommands:\n")
@@ -99,7 +113,8 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (ack: the acknowledged recovery set).\n")
 	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached;\n"+
 		"ack: 3 no recovery set for NODE, nothing to acknowledge.\n"+
-		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included.\n")
+		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included;\n"+
+		"ready: 0 ready, 1 not ready, 2 could not tell, --help and usage errors included.\n")
 }
 
 // isJSONFlag reports whether arg asks for JSON output, as the flag
@@ -128,18 +143,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global.SetOutput(stderr)
 	global.Usage = func() { usage(stderr) }
 	t.commonFlags(global)
-	// A help request is a success only when no bypass is asked for: a
-	// script reads bypass's 0 as "skip fencing".
-	bypassing := slices.Contains(args, "bypass")
+	// A help request is a success only when no question is asked: a
+	// script reads bypass's 0 as "skip fencing", ready's as "start dlm".
+	asking := slices.IndexFunc(args, answering)
+	question := ""
+	if asking >= 0 {
+		question = args[asking]
+	}
 	// So is the form of the answer: a usage error of bypass --json still
 	// answers in JSON.
 	t.json = slices.ContainsFunc(args, isJSONFlag)
 	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) && !bypassing {
+		if errors.Is(err, flag.ErrHelp) && question == "" {
 			return exitOK
 		}
-		if bypassing {
-			t.couldNotTell(0, "usage: group_tool bypass NODE")
+		if question != "" {
+			t.couldNotTell(0, usageOf(question))
 		}
 		return exitUnknown
 	}
@@ -149,9 +168,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	name := global.Arg(0)
 	if name == "help" {
-		if bypassing {
+		if question != "" {
 			usage(stderr)
-			t.couldNotTell(0, "usage: group_tool bypass NODE")
+			t.couldNotTell(0, usageOf(question))
 			return exitUnknown
 		}
 		usage(stdout)
@@ -172,8 +191,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(global.Args()[1:]); err != nil {
-		if name == "bypass" {
-			t.couldNotTell(0, "usage: group_tool bypass NODE")
+		if answering(name) {
+			t.couldNotTell(0, usageOf(name))
 			return exitUnknown
 		}
 		if errors.Is(err, flag.ErrHelp) {
@@ -182,25 +201,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUnknown
 	}
 	if fs.NArg() != c.nargs {
-		if name == "bypass" {
-			t.couldNotTell(0, "usage: group_tool bypass NODE")
+		if answering(name) {
+			t.couldNotTell(0, usageOf(name))
 		}
 		fs.Usage()
 		return exitUnknown
 	}
 	if t.timeout <= 0 {
 		fmt.Fprintf(stderr, "group_tool: --timeout must be positive, not %v\n", t.timeout)
-		if name == "bypass" {
+		if answering(name) {
 			t.couldNotTell(0, "usage: --timeout must be positive")
 		}
 		return exitUnknown
 	}
-	if c.nargs == 0 && name != "watch" {
+	if c.nargs == 0 && name != "watch" && name != "ready" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 	}
 	return c.run(t, ctx, fs.Args())
+}
+
+// usageOf is the usage line of a command that answers a question.
+func usageOf(name string) string {
+	return strings.TrimSpace("usage: group_tool " + name + " " + commands[name].args)
 }
 
 // call sends one request. On failure it prints why and returns the exit
@@ -270,14 +294,50 @@ func (t *tool) bypass(ctx context.Context, args []string) int {
 		t.answer(bypassJSON{Reason: fmt.Sprintf("could not tell, so %s must be fenced: %v", args[0], err)})
 		return exitUnknown
 	}
+	return t.askBypass(ctx, id, "")
+}
+
+// ready asks the daemon the bypass question about its own node: a node
+// that may skip fencing has done everything a node must do before it uses
+// dlm, and one that must be fenced has not.
+func (t *tool) ready(ctx context.Context, _ []string) int {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpStatus})
+	switch {
+	case err != nil:
+		t.answer(bypassJSON{Reason: fmt.Sprintf("could not tell whether this node is ready: no answer from groupd: %v", err)})
+		return exitUnknown
+	case resp.Status == nil || resp.Status.NodeID == 0:
+		t.answer(bypassJSON{Reason: "could not tell whether this node is ready: groupd does not know its node id yet"})
+		return exitUnknown
+	}
+	return t.askBypass(ctx, resp.Status.NodeID, "this node, "+nodeName(resp.Status.NodeID, resp.Status.NodeName)+", ")
+}
+
+// askBypass asks the daemon whether node id may skip fencing and prints
+// the answer. For ready, self names our node: its answer says whether the
+// node is ready, and any answer of the daemon's but yes is a no (1), since
+// a daemon that cannot tell about its own node is not in the group.
+func (t *tool) askBypass(ctx context.Context, id uint32, self string) int {
+	unknown := fmt.Sprintf("could not tell, so node %d must be fenced: ", id)
+	if self != "" {
+		unknown = "could not tell whether " + self + "is ready: "
+	}
 	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpBypass, Node: id})
 	switch {
 	case err != nil:
-		t.answer(bypassJSON{NodeID: id, Reason: fmt.Sprintf("could not tell, so node %d must be fenced: no answer from groupd: %v", id, err)})
+		t.answer(bypassJSON{NodeID: id, Reason: unknown + "no answer from groupd: " + err.Error()})
 		return exitUnknown
 	case resp.Bypass == nil:
-		t.answer(bypassJSON{NodeID: id, Reason: fmt.Sprintf("could not tell, so node %d must be fenced: groupd sent no bypass answer", id)})
+		t.answer(bypassJSON{NodeID: id, Reason: unknown + "groupd sent no bypass answer"})
 		return exitUnknown
+	case self != "" && resp.Bypass.Allowed:
+		t.answer(bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: self + "is ready: " + resp.Bypass.Reason})
+		return exitOK
+	case self != "":
+		t.answer(bypassJSON{NodeID: id, Known: true, Reason: self + "is not ready: " + resp.Bypass.Reason})
+		return exitFailed
 	case !resp.Bypass.Known:
 		t.answer(bypassJSON{NodeID: id, Reason: "could not tell: " + resp.Bypass.Reason})
 		return exitUnknown

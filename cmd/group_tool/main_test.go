@@ -17,11 +17,21 @@ import (
 // fake answers like a daemon on node 1 (alpha) with node 2 (beta) failed.
 type fake struct {
 	recovery []query.RecoverySet
+	// outside: the daemon is not in the groupd group (staying out with
+	// residual state, or still joining); noID: it does not know its node
+	// id yet.
+	outside, noID bool
 }
 
 var failed = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func (f *fake) Status() query.Status {
+	if f.noID {
+		return query.Status{Phase: "starting"}
+	}
+	if f.outside {
+		return query.Status{NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "staying-out", ClusterKnown: true, Quorate: true}
+	}
 	return query.Status{
 		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joined", ClusterKnown: true, Quorate: true, Ring: "1.7",
 		ClusterMembers: []uint32{1, 3}, Nodes: []query.Node{{NodeID: 1, Name: "alpha"}, {NodeID: 3, Name: "gamma"}},
@@ -32,6 +42,9 @@ func (f *fake) Status() query.Status {
 }
 
 func (f *fake) Bypass(id uint32) query.Bypass {
+	if f.outside {
+		return query.Bypass{NodeID: id, Reason: fmt.Sprintf("node %d must be fenced: this daemon is not in the groupd group, so it cannot tell", id)}
+	}
 	switch id {
 	case 1:
 		return query.Bypass{NodeID: 1, Known: true, Allowed: true, Reason: "node 1 may skip fencing"}
@@ -68,7 +81,11 @@ func serve(t *testing.T) string {
 // serveSets serves a fake daemon with these recovery sets.
 func serveSets(t *testing.T, sets []query.RecoverySet) string {
 	t.Helper()
-	f := &fake{recovery: sets}
+	return serveFake(t, &fake{recovery: sets})
+}
+
+func serveFake(t *testing.T, f *fake) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "groupd.sock")
 	srv, err := query.Listen(query.Config{Path: path}, f)
 	if err != nil {
@@ -156,6 +173,50 @@ func TestBypassJSON(t *testing.T) {
 		}
 		if code != tt.code || b["nodeid"] != float64(tt.id) || b["known"] != tt.known || b["allowed"] != tt.allowed || b["reason"] == "" {
 			t.Errorf("%v: exit %d, %v; want exit %d, nodeid %d, known %v, allowed %v and a reason", tt.args, code, b, tt.code, tt.id, tt.known, tt.allowed)
+		}
+	}
+}
+
+// ready: exit 0 only when the daemon vouches for its own node, which is
+// what dlm.service's drop-in waits for; a daemon that answers but is not in
+// the group is a definite no (1); no answer, help and usage errors are 2.
+// Always one line (or one JSON object) on stdout.
+func TestReady(t *testing.T) {
+	joined := serve(t)
+	outside := serveFake(t, &fake{outside: true})
+	noID := serveFake(t, &fake{noID: true})
+	none := filepath.Join(t.TempDir(), "none.sock")
+	tests := []struct {
+		sock string
+		args []string
+		code int
+		want string
+	}{
+		{joined, []string{"ready"}, 0, "this node, node 1 (alpha), is ready: node 1 may skip fencing"},
+		{outside, []string{"ready"}, 1, "is not ready: node 1 must be fenced: this daemon is not in the groupd group"},
+		{noID, []string{"ready"}, 2, "could not tell whether this node is ready: groupd does not know its node id"},
+		{none, []string{"ready"}, 2, "could not tell whether this node is ready: no answer from groupd"},
+		{joined, []string{"ready", "1"}, 2, "could not tell, so the node must be fenced: usage: group_tool ready"},
+		{joined, []string{"ready", "--help"}, 2, "could not tell"},
+		{joined, []string{"--help", "ready"}, 2, "could not tell"},
+		{joined, []string{"help", "ready"}, 2, "could not tell"},
+		{joined, []string{"ready", "--timeout", "0s"}, 2, "could not tell"},
+	}
+	for _, tt := range tests {
+		out, _, code := runTool(t, append([]string{"--socket", tt.sock}, tt.args...)...)
+		if code != tt.code || !strings.Contains(out, tt.want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q; want exit %d and one line with %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		sock         string
+		code         int
+		known, ready bool
+	}{{joined, 0, true, true}, {outside, 1, true, false}, {none, 2, false, false}} {
+		out, _, code := runTool(t, "--socket", tt.sock, "ready", "--json")
+		var b map[string]any
+		if err := json.Unmarshal([]byte(out), &b); err != nil || code != tt.code || b["known"] != tt.known || b["allowed"] != tt.ready {
+			t.Errorf("ready --json against %s: exit %d, %q (%v); want exit %d, known %v, allowed %v", filepath.Base(tt.sock), code, out, err, tt.code, tt.known, tt.ready)
 		}
 	}
 }

@@ -12,6 +12,8 @@
 // joins the group, so other nodes fence the node. It still reports READY=1,
 // with a STATUS= line saying it stays out, because otherwise systemd would
 // time the start out and restart it; it logs loudly that it stays out.
+// Units ordered after groupd therefore start; dlm.service's drop-in
+// (dlm.service.d/groupd.conf) asks `group_tool ready`, which says no.
 //
 // The hello that announces us is retried a few times with back-off; if it
 // still cannot be sent, groupd leaves the group and exits 1 without

@@ -238,6 +238,13 @@ func TestStayPolicy(t *testing.T) {
 	waitStatus(t, 3, "quorate cluster of nodes 1, 2 and 3", func(s Status) bool {
 		return s.Quorate && slices.Equal(s.Members, []uint32{1, 2, 3})
 	})
+	// dlm.service's drop-in asks group_tool ready: no on the nodes that
+	// stay out, although their groupd runs and told systemd it was ready.
+	for n, want := range map[int]int{1: 1, 2: 1, 3: 0} {
+		if out, code := c.exec(n, "group_tool", "ready"); code != want {
+			t.Errorf("group_tool ready on node%d: exit %d (%s), want %d", n, code, strings.TrimSpace(out), want)
+		}
+	}
 
 	// With --require-quorum fencing only happens while node3 is quorate,
 	// which it is thanks to the very nodes it fences.
