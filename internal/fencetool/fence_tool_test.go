@@ -29,7 +29,7 @@ esac
 
 const stubQuorumtool = `#!/bin/bash
 [ -e "$STUB/down" ] && exit 1
-echo "Quorate:          Yes"
+if [ -e "$STUB/inquorate" ]; then echo "Quorate:          No"; else echo "Quorate:          Yes"; fi
 `
 
 const stubGroupTool = `#!/bin/bash
@@ -190,7 +190,7 @@ func TestConfigFile(t *testing.T) {
 		"agent {name}\n",                  // not key = value
 		"agnet = agent {name}\n",          // unknown key
 		"retries = three\n",               // not a number
-		"require_quorum = on\n",           // neither yes nor no
+		"require_quorum = maybe\n",        // not a boolean
 		"agent = agent {name}\nretries=0", // last line without a newline
 	} {
 		f.write("fence_tool.conf", bad)
@@ -217,6 +217,22 @@ func TestConfigFile(t *testing.T) {
 	out, code := f.run("-c", conf, "-r", "4", "join")
 	if code != 0 || f.file("agent.log") != "n2|from-config|\n" || !strings.Contains(out, "attempt 1 of 4") {
 		t.Errorf("good config: exit %d, agent ran %q:\n%s", code, f.file("agent.log"), out)
+	}
+
+	// require_quorum takes the booleans /etc/groupd.conf takes: while this
+	// node is not quorate, on defers fencing (join fails), off fences.
+	f.write("inquorate", "")
+	for value, fences := range map[string]bool{"on": false, "ON": false, "1": false, "true": false, "off": true, "no": true, "0": true} {
+		f.write("agent.log", "")
+		f.write("fence_tool.conf", "agent = agent {name}\nrequire_quorum = "+value+"\n")
+		out, code := f.run("-c", conf, "join")
+		want := 1 // the join failed: node 2 is not fenced
+		if fences {
+			want = 0
+		}
+		if fenced := f.file("agent.log") != ""; fenced != fences || code != want {
+			t.Errorf("require_quorum = %s, not quorate: exit %d, agent ran %q; want exit %d:\n%s", value, code, f.file("agent.log"), want, out)
+		}
 	}
 }
 
