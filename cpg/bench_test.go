@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,10 @@ func benchGo(b *testing.B, size int, release bool) {
 	buf := []byte(strings.Repeat("x", size))
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	// The variant before this one may have left garbage (go-gc leaves all
+	// its buffers): collect it now, not during the run. The C variants
+	// start as fresh processes.
+	runtime.GC()
 	b.ResetTimer()
 	coroStart := corosyncCPU(b)
 	cpuStart := corotest.CPUTime()
