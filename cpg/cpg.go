@@ -209,6 +209,9 @@ func (h *Handle) dispatchLoop() {
 			}
 			return
 		}
+		if gate := dispatchGate.Load(); gate != nil {
+			(*gate)(h)
+		}
 		h.dispatchMu.Lock()
 		if h.Err() != nil {
 			h.dispatchMu.Unlock()
@@ -246,6 +249,40 @@ func (h *Handle) dispatchReady() error {
 	}
 	if errors.Is(err, cs.ErrTryAgain) {
 		err = nil
+	}
+	h.flush()
+	return err
+}
+
+// inlineDispatchMax is the most events a Multicast delivers itself after
+// sending. It is enough to keep up with the sender's own messages, and few
+// enough that other members' traffic cannot hold the sender up: with
+// CS_DISPATCH_ALL, cpg_dispatch returns only once nothing is ready, which
+// under a steady inbound flood may be never. The dispatch goroutine takes
+// the rest.
+const inlineDispatchMax = 64
+
+// dispatchGate, when set (tests only), is called by the dispatch goroutine
+// of every handle each time it wakes, before it dispatches.
+var dispatchGate atomic.Pointer[func(*Handle)]
+
+// dispatchSome runs the callbacks for at most max of the events already
+// received, one cpg_dispatch (CS_DISPATCH_ONE_NONBLOCKING) each, and
+// flushes them. A fragment of a larger message counts as one. Called with
+// dispatchMu held.
+func (h *Handle) dispatchSome(max int) error {
+	var err error
+	for range max {
+		err = cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ONE_NONBLOCKING)))
+		if err != nil || h.panicked != nil {
+			break
+		}
+	}
+	if h.panicked != nil {
+		err = h.panicked
+	}
+	if errors.Is(err, cs.ErrTryAgain) {
+		err = nil // nothing more is ready
 	}
 	h.flush()
 	return err
@@ -598,11 +635,12 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	h.sent += uint64(total)
 	// Deliver what is ready now, as a single-threaded C client does
 	// between two sends, unless the dispatch goroutine is at it: this
-	// saves it a wake-up, and keeps corosync's queue to us short.
+	// saves it a wake-up, and keeps corosync's queue to us short. At most
+	// inlineDispatchMax events, so that the caller gets its return.
 	if h.dispatchMu.TryLock() {
 		var panicked error
 		if h.Err() == nil && !h.closed.Load() {
-			h.dispatchReady() // a lost connection is the dispatch goroutine's to report
+			h.dispatchSome(inlineDispatchMax) // a lost connection is the dispatch goroutine's to report
 			panicked = h.panicked
 		}
 		h.dispatchMu.Unlock()

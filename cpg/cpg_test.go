@@ -42,7 +42,9 @@ const (
 // and says so on stdout. With CPG_TEST_COUNT set, it then sends its third
 // of that many messages once three members are in, and prints the digest
 // of the order it received them in. Otherwise it obeys lines on stdin:
-// "leave" leaves the group; end of input ends the process.
+// "leave" leaves the group; "send N" multicasts N 8-byte messages, 0 to
+// N-1, and says "sent" once the last has come back to it; end of input
+// ends the process.
 func childMain() int {
 	ctx := context.Background()
 	h, err := cpg.New()
@@ -65,6 +67,13 @@ func childMain() int {
 				}
 				fmt.Println("left")
 			}
+			var n uint64
+			if _, err := fmt.Sscanf(in.Text(), "send %d", &n); err == nil {
+				if err := sendNumbered(ctx, h, n); err != nil {
+					fmt.Println("error", err)
+				}
+				fmt.Println("sent")
+			}
 		}
 		return 0
 	}
@@ -78,6 +87,24 @@ func childMain() int {
 	fmt.Println("digest", r.digest(total))
 	h.Close()
 	return 0
+}
+
+// sendNumbered multicasts n 8-byte messages, 0 to n-1, and waits for the
+// last to come back.
+func sendNumbered(ctx context.Context, h *cpg.Handle, n uint64) error {
+	buf := make([]byte, 8)
+	for i := range n {
+		binary.LittleEndian.PutUint64(buf, i)
+		if err := h.Multicast(ctx, cpg.Agreed, buf); err != nil {
+			return err
+		}
+	}
+	for ev := range h.Events() {
+		if m, ok := ev.(*cpg.Message); ok && m.PID == uint32(os.Getpid()) && binary.LittleEndian.Uint64(m.Data) == n-1 {
+			return nil
+		}
+	}
+	return h.Err()
 }
 
 type child struct {
@@ -744,6 +771,46 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatalf("message %d carries %d", i, got)
 		}
 		i++
+	}
+}
+
+// A Multicast delivers at most InlineDispatchMax of the events waiting for
+// its handle before it returns, however many there are (here another
+// member's burst, while the dispatch goroutine is held); the dispatch
+// goroutine delivers the rest, all in corosync's order.
+func TestMulticastDispatchBounded(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, group, 0)
+	for len(next[*cpg.ConfChg](t, h).Members) < 2 {
+	}
+	release := cpg.HoldDispatch(h)
+	defer release()
+	const n = 1000
+	fmt.Fprintf(c.stdin, "send %d\n", n)
+	// Corosync hands a message to the group's members on this node
+	// together: once the child has its last one, h's are waiting for h.
+	c.waitFor(t, "sent")
+	if err := h.Multicast(ctx, cpg.Agreed, []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Pending(); p == 0 || p > cpg.InlineDispatchMax {
+		t.Errorf("Multicast delivered %d events itself, want 1 to %d", p, cpg.InlineDispatchMax)
+	}
+	release()
+	for i := range n {
+		m := next[*cpg.Message](t, h)
+		if len(m.Data) != 8 || binary.LittleEndian.Uint64(m.Data) != uint64(i) {
+			t.Fatalf("message %d is %q", i, m.Data)
+		}
+	}
+	if m := next[*cpg.Message](t, h); string(m.Data) != "mine" {
+		t.Fatalf("last message is %q, want ours", m.Data)
 	}
 }
 

@@ -64,6 +64,12 @@
 // the dispatch goroutine sleeps there until corosync has something for it
 // or the handle is closed, and nothing polls on a timer.
 //
+// A Multicast also delivers up to 64 waiting events itself after sending,
+// when the dispatch goroutine is not at it, as a single-threaded C client
+// dispatches between two sends; more than that is left to the dispatch
+// goroutine, so that a flood of incoming messages cannot hold a sender up.
+// Either way the events go into the one stream in corosync's order.
+//
 // The calls that wait for corosync's reply (Join, Leave, Multicast, the
 // queries, and cpg_finalize in Close) do wait in C, and corosync's IPC has
 // no timeout: against a corosync that is stopped (SIGSTOP, a hung

@@ -1,6 +1,9 @@
 package cpg
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // PaceStats returns how many times h's multicasts waited for their own
 // messages to come back, and how many of those waits were ended by the
@@ -29,3 +32,25 @@ func SetDeliverHook(f func(size int)) (restore func()) {
 // SetJoining marks h as waiting for its join to be delivered, or not, for
 // a test.
 func SetJoining(h *Handle, v bool) { h.joining.Store(v) }
+
+// InlineDispatchMax is the most events a Multicast delivers itself.
+const InlineDispatchMax = inlineDispatchMax
+
+// HoldDispatch makes h's dispatch goroutine wait, each time it wakes,
+// until the returned function is called (it also clears the hold).
+func HoldDispatch(h *Handle) (release func()) {
+	held := make(chan struct{})
+	gate := func(x *Handle) {
+		if x == h {
+			<-held
+		}
+	}
+	dispatchGate.Store(&gate)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			dispatchGate.Store(nil)
+			close(held)
+		})
+	}
+}
