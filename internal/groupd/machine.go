@@ -427,6 +427,13 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 			s.Failures++
 			s.LastFailure = now
 			m.notice("warn", "recovery-repeat", id, "%s pid %d failed again (%s); it already has a recovery set (%s), failure %d", m.node(id), l.PID, l.Reason, s.State, s.Failures)
+			if s.KillError != "" && m.mayKill(l) {
+				// The set's kill failed, and the node is still a
+				// member with another groupd run dead: try again.
+				s.KillError = ""
+				s.State = StateWaitCman
+				m.killFor(s, l)
+			}
 		}
 		return
 	}
@@ -449,7 +456,7 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 	m.sets[id] = s
 
 	gone := m.clusterKnown && !m.cluster[id]
-	kill := l.Reason == ReasonProcDown && !gone && !m.cfg.NoKillOnProcDown && id != m.cfg.OurNodeID
+	kill := m.mayKill(l)
 	switch {
 	case gone:
 		// cman had already removed it (its event overtook ours while the
@@ -470,16 +477,33 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 		case id == m.cfg.OurNodeID:
 			m.notice("warn", "procdown", id, "another groupd (pid %d) on our own node died; not killing our own node", l.PID)
 		case s.KillRequested:
-			m.notice("warn", "kill", id, "killing %s from the cluster: its groupd (pid %d) died while its corosync kept running, so it must be fenced", m.node(id), l.PID)
-			reason := fmt.Sprintf("groupd pid %d on this node died while corosync kept running", l.PID)
-			m.killSeq++
-			s.killSeq = m.killSeq
-			if err := m.cfg.Kill.KillNode(id, reason); err != nil {
-				m.KillFailed(id, s.killSeq, err)
-			}
+			m.killFor(s, l)
 		default:
 			m.notice("warn", "procdown", id, "groupd (pid %d) on %s died while its corosync kept running; killing it is disabled, so it stays a cluster member until it is fenced or its groupd restarts", l.PID, m.node(id))
 		}
+	}
+}
+
+// mayKill reports whether the departure l of a groupd run calls for
+// killing its node from the cluster: its groupd died (procdown) while the
+// node stayed a cluster member, killing is not disabled, and the node is
+// not ours.
+func (m *Machine) mayKill(l Member) bool {
+	gone := m.clusterKnown && !m.cluster[l.NodeID]
+	return l.Reason == ReasonProcDown && !gone && !m.cfg.NoKillOnProcDown && l.NodeID != m.cfg.OurNodeID
+}
+
+// killFor asks to kill the node of set s from the cluster, for the death
+// of its groupd run l, under a new kill sequence number.
+func (m *Machine) killFor(s *RecoverySet, l Member) {
+	id := s.NodeID
+	s.KillRequested = true
+	m.notice("warn", "kill", id, "killing %s from the cluster: its groupd (pid %d) died while its corosync kept running, so it must be fenced", m.node(id), l.PID)
+	reason := fmt.Sprintf("groupd pid %d on this node died while corosync kept running", l.PID)
+	m.killSeq++
+	s.killSeq = m.killSeq
+	if err := m.cfg.Kill.KillNode(id, reason); err != nil {
+		m.KillFailed(id, s.killSeq, err)
 	}
 }
 

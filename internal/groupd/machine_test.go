@@ -476,6 +476,58 @@ func TestKillFailureKeepsSetPending(t *testing.T) {
 	}
 }
 
+// When the kill of a node whose groupd died failed, and its next groupd run
+// dies too while the node stays a member, the kill is tried again; the set
+// waits for cman again, and records the new attempt's failure if it fails.
+func TestFailedKillRetriedOnRepeat(t *testing.T) {
+	h := newHarness(t, true)
+	h.killer.err = errors.New("cfg: try again")
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.wantSets("2:waiting-for-fencing")
+	h.join(2, pidOf(2)+1)
+	h.killer.err = nil
+	h.leave(2, pidOf(2)+1, ReasonProcDown)
+	if n := len(h.killer.kills); n != 2 {
+		t.Fatalf("%d kills, want a second one: %+v", n, h.killer.kills)
+	}
+	h.wantSets("2:waiting-for-cman")
+	if s := h.set(2); s.KillError != "" || s.Failures != 2 {
+		t.Errorf("set after the second kill: %+v", s)
+	}
+	h.nodes(1) // the second kill went through
+	h.wantSets("2:waiting-for-fencing")
+
+	// A repeat whose kill fails again records that failure.
+	h = newHarness(t, true)
+	h.killer.err = errors.New("first")
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	h.join(2, pidOf(2)+1)
+	h.killer.err = errors.New("second")
+	h.leave(2, pidOf(2)+1, ReasonProcDown)
+	if s := h.set(2); len(h.killer.kills) != 2 || s.State != StateWaitFencing || s.KillError != "second" {
+		t.Errorf("after two failed kills (%d made): %+v", len(h.killer.kills), s)
+	}
+
+	// With killing disabled, or a kill that did not fail, no second kill.
+	for _, noKill := range []bool{true, false} {
+		h = newHarness(t, true)
+		h.m.cfg.NoKillOnProcDown = noKill
+		h.up([]uint32{1, 2}, 1, 2)
+		h.leave(2, pidOf(2), ReasonProcDown)
+		h.join(2, pidOf(2)+1)
+		h.leave(2, pidOf(2)+1, ReasonProcDown)
+		want := 1
+		if noKill {
+			want = 0
+		}
+		if len(h.killer.kills) != want {
+			t.Errorf("NoKillOnProcDown %v: %d kills, want %d", noKill, len(h.killer.kills), want)
+		}
+	}
+}
+
 // An ack that beat the confchg leaves the set acked, waiting for the old
 // run's confchg. Should that never come, a later failure of the node is a
 // new failure: it gets a new set (and a kill), not folded into the ack.
