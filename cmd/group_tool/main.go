@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		if question != "" {
-			t.couldNotTell(0, usageOf(question))
+			t.couldNotTell(question, usageOf(question))
 		}
 		return exitUnknown
 	}
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if name == "help" {
 		if question != "" {
 			usage(stderr)
-			t.couldNotTell(0, usageOf(question))
+			t.couldNotTell(question, usageOf(question))
 			return exitUnknown
 		}
 		usage(stdout)
@@ -192,7 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(global.Args()[1:]); err != nil {
 		if answering(name) {
-			t.couldNotTell(0, usageOf(name))
+			t.couldNotTell(name, usageOf(name))
 			return exitUnknown
 		}
 		if errors.Is(err, flag.ErrHelp) {
@@ -202,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != c.nargs {
 		if answering(name) {
-			t.couldNotTell(0, usageOf(name))
+			t.couldNotTell(name, usageOf(name))
 		}
 		fs.Usage()
 		return exitUnknown
@@ -210,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if t.timeout <= 0 {
 		fmt.Fprintf(stderr, "group_tool: --timeout must be positive, not %v\n", t.timeout)
 		if answering(name) {
-			t.couldNotTell(0, "usage: --timeout must be positive")
+			t.couldNotTell(name, "usage: --timeout must be positive")
 		}
 		return exitUnknown
 	}
@@ -281,9 +281,14 @@ func (t *tool) answer(b bypassJSON) {
 	fmt.Fprintln(t.stdout, b.Reason)
 }
 
-// couldNotTell prints a bypass answer that is no answer: fence the node.
-func (t *tool) couldNotTell(id uint32, why string) {
-	t.answer(bypassJSON{NodeID: id, Reason: "could not tell, so the node must be fenced: " + why})
+// couldNotTell prints the answer to question (bypass or ready) that is no
+// answer: fence the node, do not start dlm.
+func (t *tool) couldNotTell(question, why string) {
+	if question == "ready" {
+		t.answer(bypassJSON{Reason: "could not tell whether this node is ready: " + why})
+		return
+	}
+	t.answer(bypassJSON{Reason: "could not tell, so the node must be fenced: " + why})
 }
 
 func (t *tool) bypass(ctx context.Context, args []string) int {

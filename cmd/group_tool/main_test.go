@@ -196,11 +196,11 @@ func TestReady(t *testing.T) {
 		{outside, []string{"ready"}, 1, "is not ready: node 1 must be fenced: this daemon is not in the groupd group"},
 		{noID, []string{"ready"}, 2, "could not tell whether this node is ready: groupd does not know its node id"},
 		{none, []string{"ready"}, 2, "could not tell whether this node is ready: no answer from groupd"},
-		{joined, []string{"ready", "1"}, 2, "could not tell, so the node must be fenced: usage: group_tool ready"},
-		{joined, []string{"ready", "--help"}, 2, "could not tell"},
-		{joined, []string{"--help", "ready"}, 2, "could not tell"},
-		{joined, []string{"help", "ready"}, 2, "could not tell"},
-		{joined, []string{"ready", "--timeout", "0s"}, 2, "could not tell"},
+		{joined, []string{"ready", "1"}, 2, "could not tell whether this node is ready: usage: group_tool ready"},
+		{joined, []string{"ready", "--help"}, 2, "could not tell whether this node is ready"},
+		{joined, []string{"--help", "ready"}, 2, "could not tell whether this node is ready"},
+		{joined, []string{"help", "ready"}, 2, "could not tell whether this node is ready"},
+		{joined, []string{"ready", "--timeout", "0s"}, 2, "could not tell whether this node is ready"},
 	}
 	for _, tt := range tests {
 		out, _, code := runTool(t, append([]string{"--socket", tt.sock}, tt.args...)...)

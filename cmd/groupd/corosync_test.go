@@ -495,6 +495,10 @@ func TestStopWithCorosyncFrozen(t *testing.T) {
 	notifyEnv, notified := notifySocket(t)
 	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}})
 	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	// Ready means our node is vouched for: what dlm.service's drop-in asks.
+	if out, code := d.run("ready"); code != 0 {
+		t.Errorf("at READY=1, group_tool ready exits %d: %s", code, out)
+	}
 	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/groupd-go/groupd/cpg"
+	"github.com/groupd-go/groupd/internal/groupd"
 )
 
 // flakyCast fails its first fails calls.
@@ -167,5 +168,61 @@ func TestHelloStopsOnShutdown(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("SendHello still backing off after shutdown")
+	}
+}
+
+// READY=1 waits until the daemon vouches for our own node (our hello came
+// back), not merely until the hello was sent; it gives up when the ready
+// timeout fires first, and stops at once for a lost corosync or a signal.
+func TestWaitVouched(t *testing.T) {
+	after := func(n int) func() bool {
+		var calls int
+		return func() bool { calls++; return calls > n }
+	}
+	never := func() bool { return false }
+	closed := make(chan time.Time)
+	close(closed)
+	lost := make(chan error, 1)
+	lost <- errors.New("corosync gone")
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name    string
+		ctx     context.Context
+		vouched func() bool
+		timeout <-chan time.Time
+		lost    <-chan error
+		want    int
+	}{
+		{"vouched at once", ctx, after(0), nil, nil, vouchedYes},
+		{"vouched after a few polls", ctx, after(3), nil, nil, vouchedYes},
+		{"never vouched", ctx, never, time.After(5 * vouchPoll), nil, vouchedTimeout},
+		{"vouched as the timeout fires", ctx, after(1), closed, nil, vouchedYes},
+		{"corosync lost", ctx, never, nil, lost, vouchedLost},
+		{"signalled", stopped, never, nil, nil, vouchedStopped},
+	} {
+		if got := waitVouched(tt.ctx, tt.vouched, tt.timeout, tt.lost); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// Only our own run's hello makes us ready: not another process of our node.
+func TestAnnounced(t *testing.T) {
+	s := &groupd.Snapshot{Members: []groupd.GroupMember{
+		{NodeID: 1, PID: 10, Hello: true},  // another run on our node
+		{NodeID: 1, PID: 20, Hello: false}, // us, hello not back yet
+		{NodeID: 2, PID: 20, Hello: true},
+	}}
+	if announced(s, 1, 20) {
+		t.Error("announced before our own hello came back")
+	}
+	s.Members[1].Hello = true
+	if !announced(s, 1, 20) {
+		t.Error("not announced once our own hello counts")
+	}
+	if announced(s, 1, 30) {
+		t.Error("announced while not a member")
 	}
 }

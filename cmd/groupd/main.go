@@ -74,8 +74,9 @@ const (
 	// times, helloBackoff apart at first and doubling.
 	helloAttempts = 4
 	helloBackoff  = 500 * time.Millisecond
-	// readyWait bounds the wait from the join to the first hello sent: the
-	// attempts above and the join confchg that triggers them.
+	// readyWait bounds the wait from the join to our first hello sent and
+	// come back to us: the attempts above and the join confchg that
+	// triggers them.
 	readyWait = helloAttempts*helloTimeout + 15*helloBackoff + 10*time.Second
 	// stayReminder is how often a node that stays out says so again.
 	stayReminder = 10 * time.Minute
@@ -353,12 +354,25 @@ func (d *daemon) run(ctx context.Context) int {
 	defer notReady.Stop()
 	select {
 	case <-hello.sent:
-		d.notify(fmt.Sprintf("READY=1\nSTATUS=%s is in the %s group", d.who(), o.group))
-		log.Infof("groupd is ready: %s pid %d joined the %q group and announced itself", d.who(), d.pid, o.group)
-		select {
-		case <-ctx.Done():
-		case <-lostCh:
+		// Sent is not yet announced: our hello counts, for us as for every
+		// member, once it has come back through the group. Until then
+		// we do not vouch for our own node, and group_tool ready, which
+		// dlm.service runs as soon as we report READY=1, would say no.
+		switch waitVouched(ctx, func() bool { return announced(gd.Snapshot(), d.ourID, d.pid) }, notReady.C, lostCh) {
+		case vouchedYes:
+			d.notify(fmt.Sprintf("READY=1\nSTATUS=%s is in the %s group", d.who(), o.group))
+			log.Infof("groupd is ready: %s pid %d joined the %q group and announced itself", d.who(), d.pid, o.group)
+			select {
+			case <-ctx.Done():
+			case <-lostCh:
+				return exitFailed
+			}
+		case vouchedTimeout:
+			log.Errorf("%s sent its hello to the %q group but did not see it come back within %s, so it cannot vouch for itself; it leaves the group and groupd exits without reporting ready", d.who(), o.group, readyWait)
+			code = exitFailed
+		case vouchedLost:
 			return exitFailed
+		case vouchedStopped:
 		}
 	case <-hello.failed:
 		// Staying in the group unannounced would make every node fence
@@ -430,6 +444,52 @@ func (d *daemon) awaitQuorum(ctx context.Context, ad *adapter, lostCh <-chan err
 	case <-lostCh:
 		return exitFailed, false
 	}
+}
+
+// announced reports whether our own groupd run (node id, pid) is a member
+// of the group whose hello counts.
+func announced(s *groupd.Snapshot, id, pid uint32) bool {
+	for _, m := range s.Members {
+		if m.NodeID == id && m.PID == pid {
+			return m.Hello
+		}
+	}
+	return false
+}
+
+// How waitVouched ended.
+const (
+	vouchedYes = iota
+	vouchedTimeout
+	vouchedLost
+	vouchedStopped
+)
+
+// vouchPoll is how often waitVouched looks at the daemon's state: for the
+// moments between our hello leaving and coming back, at startup only.
+const vouchPoll = 10 * time.Millisecond
+
+// waitVouched waits until vouched says our hello has come back and counts
+// (then the daemon vouches for our node, unless something is wrong with
+// it), or until timeout fires, corosync is lost, or ctx ends.
+func waitVouched(ctx context.Context, vouched func() bool, timeout <-chan time.Time, lost <-chan error) int {
+	tick := time.NewTicker(vouchPoll)
+	defer tick.Stop()
+	for !vouched() {
+		select {
+		case <-tick.C:
+		case <-timeout:
+			if vouched() {
+				return vouchedYes
+			}
+			return vouchedTimeout
+		case <-lost:
+			return vouchedLost
+		case <-ctx.Done():
+			return vouchedStopped
+		}
+	}
+	return vouchedYes
 }
 
 // residualFound applies the residual policy. Under fence and kick it
