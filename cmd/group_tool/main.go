@@ -26,8 +26,9 @@
 // dlm may start here; 1 no (still joining, staying out with residual
 // state, stopped); 2 could not tell (no daemon, usage errors). It answers
 // like bypass, in text or JSON ("known" is true whenever the daemon
-// answered). dlm.service runs it before starting (see
-// cmd/groupd/dlm.service.d).
+// answered). ready --wait D asks again, for up to D, while the answer is
+// not yes, unless the daemon stays out of the group. dlm.service runs it
+// before starting (see cmd/groupd/dlm.service.d).
 package main
 
 import (
@@ -70,6 +71,7 @@ func main() {
 type tool struct {
 	socket  string
 	timeout time.Duration
+	wait    time.Duration // ready: keep asking this long while the answer is not yes
 	json    bool
 	stdout  io.Writer
 	stderr  io.Writer
@@ -91,7 +93,7 @@ var commands = map[string]command{
 	"watch":    {"", 0, "stream the daemon's events until interrupted", (*tool).watch},
 	"ack":      {"NODE", 1, "acknowledge that NODE was fenced, closing its recovery set; exit 3 if it has none", (*tool).ack},
 	"bypass":   {"NODE", 1, "may NODE skip fencing? exit 0 yes, 1 no (fence it), 2 could not tell (fence it)", (*tool).bypass},
-	"ready":    {"", 0, "has this node's groupd joined the group and announced itself (may dlm start here)? exit 0 yes, 1 no, 2 could not tell", (*tool).ready},
+	"ready":    {"", 0, "has this node's groupd joined the group and announced itself (may dlm start here)? exit 0 yes, 1 no, 2 could not tell; --wait D asks again for up to D", (*tool).ready},
 }
 
 // answering reports whether command name answers a yes/no question, where
@@ -186,6 +188,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	t.commonFlags(fs)
 	fs.BoolVar(&t.json, "json", t.json, "print JSON")
+	if name == "ready" {
+		fs.DurationVar(&t.wait, "wait", 0, "keep asking for up to this long while the answer is not yes (0: ask once)")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: group_tool %s [--json] %s\n  %s\n", name, c.args, c.help)
 		fs.PrintDefaults()
@@ -205,6 +210,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			t.couldNotTell(name, usageOf(name))
 		}
 		fs.Usage()
+		return exitUnknown
+	}
+	if t.wait < 0 {
+		fmt.Fprintf(stderr, "group_tool: --wait must not be negative, not %v\n", t.wait)
+		t.couldNotTell(name, "usage: --wait must not be negative")
 		return exitUnknown
 	}
 	if t.timeout <= 0 {
@@ -299,32 +309,63 @@ func (t *tool) bypass(ctx context.Context, args []string) int {
 		t.answer(bypassJSON{Reason: fmt.Sprintf("could not tell, so %s must be fenced: %v", args[0], err)})
 		return exitUnknown
 	}
-	return t.askBypass(ctx, id, "")
+	b, code := t.askBypass(ctx, id, "")
+	t.answer(b)
+	return code
 }
+
+// readyPoll is how often ready --wait asks again.
+const readyPoll = 200 * time.Millisecond
 
 // ready asks the daemon the bypass question about its own node: a node
 // that may skip fencing has done everything a node must do before it uses
-// dlm, and one that must be fenced has not.
+// dlm, and one that must be fenced has not. With --wait it asks again
+// until the answer is yes or the wait is over, except when the daemon
+// stays out of the group (residual state under the stay policy), which it
+// does until the node reboots.
 func (t *tool) ready(ctx context.Context, _ []string) int {
+	deadline := time.Now().Add(t.wait)
+	for {
+		b, code, final := t.readyOnce(ctx)
+		if code == exitOK || final || !time.Now().Before(deadline) {
+			t.answer(b)
+			return code
+		}
+		select {
+		case <-ctx.Done():
+			t.answer(b)
+			return code
+		case <-time.After(readyPoll):
+		}
+	}
+}
+
+// readyOnce asks once; final says the answer cannot change.
+func (t *tool) readyOnce(ctx context.Context) (bypassJSON, int, bool) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpStatus})
 	switch {
 	case err != nil:
-		t.answer(bypassJSON{Reason: fmt.Sprintf("could not tell whether this node is ready: no answer from groupd: %v", err)})
-		return exitUnknown
+		return bypassJSON{Reason: fmt.Sprintf("could not tell whether this node is ready: no answer from groupd: %v", err)}, exitUnknown, false
 	case resp.Status == nil || resp.Status.NodeID == 0:
-		t.answer(bypassJSON{Reason: "could not tell whether this node is ready: groupd does not know its node id yet"})
-		return exitUnknown
+		return bypassJSON{Reason: "could not tell whether this node is ready: groupd does not know its node id yet"}, exitUnknown, false
 	}
-	return t.askBypass(ctx, resp.Status.NodeID, "this node, "+nodeName(resp.Status.NodeID, resp.Status.NodeName)+", ")
+	st := resp.Status
+	self := "this node, " + nodeName(st.NodeID, st.NodeName) + ", "
+	if st.Phase == string(groupd.PhaseStayingOut) {
+		return bypassJSON{NodeID: st.NodeID, Known: true, Reason: self + "is not ready: it holds residual dlm/gfs state and stays out of the groupd group (residual policy stay) until it reboots"}, exitFailed, true
+	}
+	b, code := t.askBypass(ctx, st.NodeID, self)
+	return b, code, false
 }
 
-// askBypass asks the daemon whether node id may skip fencing and prints
-// the answer. For ready, self names our node: its answer says whether the
-// node is ready, and any answer of the daemon's but yes is a no (1), since
-// a daemon that cannot tell about its own node is not in the group.
-func (t *tool) askBypass(ctx context.Context, id uint32, self string) int {
+// askBypass asks the daemon whether node id may skip fencing and returns
+// the answer to print. For ready, self names our node: its answer says
+// whether the node is ready, and any answer of the daemon's but yes is a
+// no (1), since a daemon that cannot tell about its own node is not in
+// the group.
+func (t *tool) askBypass(ctx context.Context, id uint32, self string) (bypassJSON, int) {
 	unknown := fmt.Sprintf("could not tell, so node %d must be fenced: ", id)
 	if self != "" {
 		unknown = "could not tell whether " + self + "is ready: "
@@ -332,26 +373,19 @@ func (t *tool) askBypass(ctx context.Context, id uint32, self string) int {
 	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpBypass, Node: id})
 	switch {
 	case err != nil:
-		t.answer(bypassJSON{NodeID: id, Reason: unknown + "no answer from groupd: " + err.Error()})
-		return exitUnknown
+		return bypassJSON{NodeID: id, Reason: unknown + "no answer from groupd: " + err.Error()}, exitUnknown
 	case resp.Bypass == nil:
-		t.answer(bypassJSON{NodeID: id, Reason: unknown + "groupd sent no bypass answer"})
-		return exitUnknown
+		return bypassJSON{NodeID: id, Reason: unknown + "groupd sent no bypass answer"}, exitUnknown
 	case self != "" && resp.Bypass.Allowed:
-		t.answer(bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: self + "is ready: " + resp.Bypass.Reason})
-		return exitOK
+		return bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: self + "is ready: " + resp.Bypass.Reason}, exitOK
 	case self != "":
-		t.answer(bypassJSON{NodeID: id, Known: true, Reason: self + "is not ready: " + resp.Bypass.Reason})
-		return exitFailed
+		return bypassJSON{NodeID: id, Known: true, Reason: self + "is not ready: " + resp.Bypass.Reason}, exitFailed
 	case !resp.Bypass.Known:
-		t.answer(bypassJSON{NodeID: id, Reason: "could not tell: " + resp.Bypass.Reason})
-		return exitUnknown
+		return bypassJSON{NodeID: id, Reason: "could not tell: " + resp.Bypass.Reason}, exitUnknown
 	case resp.Bypass.Allowed:
-		t.answer(bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: resp.Bypass.Reason})
-		return exitOK
+		return bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: resp.Bypass.Reason}, exitOK
 	default:
-		t.answer(bypassJSON{NodeID: id, Known: true, Reason: resp.Bypass.Reason})
-		return exitFailed
+		return bypassJSON{NodeID: id, Known: true, Reason: resp.Bypass.Reason}, exitFailed
 	}
 }
 

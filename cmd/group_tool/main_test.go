@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,10 +18,13 @@ import (
 // fake answers like a daemon on node 1 (alpha) with node 2 (beta) failed.
 type fake struct {
 	recovery []query.RecoverySet
-	// outside: the daemon is not in the groupd group (staying out with
-	// residual state, or still joining); noID: it does not know its node
-	// id yet.
-	outside, noID bool
+	// outside: the daemon is not in the groupd group yet (joining), or,
+	// with stayingOut, never will be (residual state, policy stay); noID:
+	// it does not know its node id yet; readyAfter: it vouches for its
+	// own node only from that many bypass questions on.
+	outside, stayingOut, noID bool
+	readyAfter                int32
+	asked                     atomic.Int32
 }
 
 var failed = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -29,8 +33,11 @@ func (f *fake) Status() query.Status {
 	if f.noID {
 		return query.Status{Phase: "starting"}
 	}
-	if f.outside {
+	if f.stayingOut {
 		return query.Status{NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "staying-out", ClusterKnown: true, Quorate: true}
+	}
+	if f.outside {
+		return query.Status{NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joining", ClusterKnown: true, Quorate: true}
 	}
 	return query.Status{
 		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joined", ClusterKnown: true, Quorate: true, Ring: "1.7",
@@ -42,7 +49,7 @@ func (f *fake) Status() query.Status {
 }
 
 func (f *fake) Bypass(id uint32) query.Bypass {
-	if f.outside {
+	if f.outside || f.stayingOut || f.asked.Add(1) <= f.readyAfter {
 		return query.Bypass{NodeID: id, Reason: fmt.Sprintf("node %d must be fenced: this daemon is not in the groupd group, so it cannot tell", id)}
 	}
 	switch id {
@@ -184,6 +191,7 @@ func TestBypassJSON(t *testing.T) {
 func TestReady(t *testing.T) {
 	joined := serve(t)
 	outside := serveFake(t, &fake{outside: true})
+	staying := serveFake(t, &fake{stayingOut: true})
 	noID := serveFake(t, &fake{noID: true})
 	none := filepath.Join(t.TempDir(), "none.sock")
 	tests := []struct {
@@ -194,6 +202,11 @@ func TestReady(t *testing.T) {
 	}{
 		{joined, []string{"ready"}, 0, "this node, node 1 (alpha), is ready: node 1 may skip fencing"},
 		{outside, []string{"ready"}, 1, "is not ready: node 1 must be fenced: this daemon is not in the groupd group"},
+		{staying, []string{"ready"}, 1, "is not ready: it holds residual dlm/gfs state and stays out"},
+		// Staying out lasts until a reboot: no point waiting.
+		{staying, []string{"ready", "--wait", "1h"}, 1, "stays out"},
+		{outside, []string{"ready", "--wait", "300ms"}, 1, "is not ready"},
+		{joined, []string{"ready", "--wait", "-1s"}, 2, "could not tell whether this node is ready: usage: --wait"},
 		{noID, []string{"ready"}, 2, "could not tell whether this node is ready: groupd does not know its node id"},
 		{none, []string{"ready"}, 2, "could not tell whether this node is ready: no answer from groupd"},
 		{joined, []string{"ready", "1"}, 2, "could not tell whether this node is ready: usage: group_tool ready"},
@@ -212,12 +225,29 @@ func TestReady(t *testing.T) {
 		sock         string
 		code         int
 		known, ready bool
-	}{{joined, 0, true, true}, {outside, 1, true, false}, {none, 2, false, false}} {
+	}{{joined, 0, true, true}, {outside, 1, true, false}, {staying, 1, true, false}, {none, 2, false, false}} {
 		out, _, code := runTool(t, "--socket", tt.sock, "ready", "--json")
 		var b map[string]any
 		if err := json.Unmarshal([]byte(out), &b); err != nil || code != tt.code || b["known"] != tt.known || b["allowed"] != tt.ready {
 			t.Errorf("ready --json against %s: exit %d, %q (%v); want exit %d, known %v, allowed %v", filepath.Base(tt.sock), code, out, err, tt.code, tt.known, tt.ready)
 		}
+	}
+}
+
+// ready --wait asks again until the daemon vouches for its own node (here
+// from the third question on), as dlm.service's drop-in does while groupd
+// finishes starting.
+func TestReadyWait(t *testing.T) {
+	f := &fake{readyAfter: 2}
+	sock := serveFake(t, f)
+	out, _, code := runTool(t, "--socket", sock, "ready", "--wait", "1h")
+	if code != 0 || !strings.Contains(out, "is ready") || f.asked.Load() != 3 {
+		t.Errorf("exit %d after %d questions, stdout %q; want 0 after 3", code, f.asked.Load(), out)
+	}
+	f = &fake{readyAfter: 2}
+	sock = serveFake(t, f)
+	if _, _, code := runTool(t, "--socket", sock, "ready"); code != 1 || f.asked.Load() != 1 {
+		t.Errorf("without --wait: exit %d after %d questions; want 1 after 1", code, f.asked.Load())
 	}
 }
 

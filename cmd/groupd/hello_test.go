@@ -201,6 +201,7 @@ func TestWaitVouched(t *testing.T) {
 		{"vouched as the timeout fires", ctx, after(1), closed, nil, vouchedYes},
 		{"corosync lost", ctx, never, nil, lost, vouchedLost},
 		{"signalled", stopped, never, nil, nil, vouchedStopped},
+		{"signalled as the hello came back", stopped, after(0), nil, nil, vouchedStopped},
 	} {
 		if got := waitVouched(tt.ctx, tt.vouched, tt.timeout, tt.lost); got != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
@@ -210,7 +211,7 @@ func TestWaitVouched(t *testing.T) {
 
 // Only our own run's hello makes us ready: not another process of our node.
 func TestAnnounced(t *testing.T) {
-	s := &groupd.Snapshot{Members: []groupd.GroupMember{
+	s := &groupd.Snapshot{Phase: groupd.PhaseJoined, Joined: true, Members: []groupd.GroupMember{
 		{NodeID: 1, PID: 10, Hello: true},  // another run on our node
 		{NodeID: 1, PID: 20, Hello: false}, // us, hello not back yet
 		{NodeID: 2, PID: 20, Hello: true},
@@ -224,5 +225,11 @@ func TestAnnounced(t *testing.T) {
 	}
 	if announced(s, 1, 30) {
 		t.Error("announced while not a member")
+	}
+	// A daemon whose loop stopped (corosync lost) keeps its last member
+	// list: that is not a daemon in the group.
+	s.Phase, s.Joined = groupd.PhaseStopped, false
+	if announced(s, 1, 20) {
+		t.Error("announced after the daemon stopped")
 	}
 }

@@ -447,8 +447,11 @@ func (d *daemon) awaitQuorum(ctx context.Context, ad *adapter, lostCh <-chan err
 }
 
 // announced reports whether our own groupd run (node id, pid) is a member
-// of the group whose hello counts.
+// of the group whose hello counts, while the daemon runs in the group.
 func announced(s *groupd.Snapshot, id, pid uint32) bool {
+	if !s.Joined || s.Phase == groupd.PhaseStopped {
+		return false
+	}
 	for _, m := range s.Members {
 		if m.NodeID == id && m.PID == pid {
 			return m.Hello
@@ -475,21 +478,25 @@ const vouchPoll = 10 * time.Millisecond
 func waitVouched(ctx context.Context, vouched func() bool, timeout <-chan time.Time, lost <-chan error) int {
 	tick := time.NewTicker(vouchPoll)
 	defer tick.Stop()
-	for !vouched() {
+	for {
+		if ctx.Err() != nil {
+			return vouchedStopped // a signal wins over a hello that just came back
+		}
+		if vouched() {
+			return vouchedYes
+		}
 		select {
 		case <-tick.C:
 		case <-timeout:
-			if vouched() {
+			if ctx.Err() == nil && vouched() {
 				return vouchedYes
 			}
 			return vouchedTimeout
 		case <-lost:
 			return vouchedLost
 		case <-ctx.Done():
-			return vouchedStopped
 		}
 	}
-	return vouchedYes
 }
 
 // residualFound applies the residual policy. Under fence and kick it

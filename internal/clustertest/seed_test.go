@@ -241,7 +241,7 @@ func TestStayPolicy(t *testing.T) {
 	// dlm.service's drop-in asks group_tool ready: no on the nodes that
 	// stay out, although their groupd runs and told systemd it was ready.
 	for n, want := range map[int]int{1: 1, 2: 1, 3: 0} {
-		if out, code := c.exec(n, "group_tool", "ready"); code != want {
+		if out, code := c.exec(n, "group_tool", "ready", "--wait", "30s"); code != want {
 			t.Errorf("group_tool ready on node%d: exit %d (%s), want %d", n, code, strings.TrimSpace(out), want)
 		}
 	}
