@@ -295,10 +295,15 @@ func (t *tool) answer(b bypassJSON) {
 // answer: fence the node, do not start dlm.
 func (t *tool) couldNotTell(question, why string) {
 	if question == "ready" {
-		t.answer(bypassJSON{Reason: "could not tell whether this node is ready: " + why})
+		t.answer(readyUnknown(why))
 		return
 	}
 	t.answer(bypassJSON{Reason: "could not tell, so the node must be fenced: " + why})
+}
+
+// readyUnknown is ready's answer when there is none, exit 2.
+func readyUnknown(why string) bypassJSON {
+	return bypassJSON{Reason: "could not tell whether this node is ready: " + why}
 }
 
 func (t *tool) bypass(ctx context.Context, args []string) int {
@@ -347,9 +352,9 @@ func (t *tool) readyOnce(ctx context.Context) (bypassJSON, int, bool) {
 	resp, err := query.Call(ctx, t.socket, query.Request{Op: query.OpStatus})
 	switch {
 	case err != nil:
-		return bypassJSON{Reason: fmt.Sprintf("could not tell whether this node is ready: no answer from groupd: %v", err)}, exitUnknown, false
+		return readyUnknown("no answer from groupd: " + err.Error()), exitUnknown, false
 	case resp.Status == nil || resp.Status.NodeID == 0:
-		return bypassJSON{Reason: "could not tell whether this node is ready: groupd does not know its node id yet"}, exitUnknown, false
+		return readyUnknown("groupd does not know its node id yet"), exitUnknown, false
 	}
 	st := resp.Status
 	self := "this node, " + nodeName(st.NodeID, st.NodeName) + ", "
