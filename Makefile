@@ -15,6 +15,13 @@ DEB_PKGS := corosync libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libc
             libcorosync-common-dev libqb-dev gcc make pkg-config
 BIN      := bin
 
+# On amd64, vet also type-checks the 32-bit (386) build: a size that fits
+# an int here may not there, and Debian ships corosync for armhf and i386.
+ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
+DEB_PKGS += gcc-multilib
+VET_386  := 1
+endif
+
 .PHONY: all deps build test vet bench test-cluster demo clean
 
 all: build
@@ -36,6 +43,7 @@ build: deps
 
 vet: deps
 	$(GO) vet ./...
+	$(if $(VET_386),GOARCH=386 CGO_ENABLED=1 $(GO) vet ./...)
 
 test: deps vet
 	$(GO) test -race -count=1 ./...

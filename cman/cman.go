@@ -201,10 +201,10 @@ func (c *Cluster) finalize() error {
 // first has finished, with its result. The corosync library's own errors
 // from finalizing are returned joined; they leave nothing to clean up.
 //
-// Calls made after Close has started return ErrClosed. Close does not wait
-// for calls already inside corosync, except that a handle is finalized only
-// once its call has returned: so a KillNode waiting for a frozen corosync
-// delays the return of Close, but not the end of the Events stream.
+// Calls made after Close has started return ErrClosed. A call already
+// inside corosync does not hold up the end of the Events stream, but Close
+// finalizes that call's handle only once it has returned: a KillNode
+// waiting for a frozen corosync delays the return of Close.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true) // a dispatch or call about to start will not
@@ -224,7 +224,10 @@ func (c *Cluster) Close() error {
 // Initial quorum event. Then every nodelist and quorum notification of
 // corosync follows, in corosync's order, as one stream. Events wait in an
 // unbounded queue until received, so a slow consumer loses none and sees
-// them in order; memory grows while it lags.
+// them in order; memory grows while it lags. A program that never reads
+// Events (it only asks Quorate, Nodes or KillNode) keeps every event for
+// the life of the Cluster: a few per membership change, so little, but
+// without end.
 //
 // If the connection to corosync is lost (corosync exited or was killed),
 // the last event is an EventError whose Err says why (see Event.Err), and
@@ -402,10 +405,16 @@ const (
 // comes as a membership event. Killing our own node makes our corosync
 // exit; the Events stream then ends with its terminal error.
 //
-// CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full) is
-// retried with back-off until ctx is done. Node id 0 and a reason that
-// holds a NUL byte or is longer than MaxKillReason are refused before
-// anything is sent. Safe from any goroutine.
+// A node that is not a cluster member now (it left, or was never
+// configured) gives an error wrapping cs.ErrNotExist: there is nothing to
+// kill. CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full)
+// is retried with back-off until ctx is done; no request is sent once ctx
+// is done, the first one included, as a kill cannot be taken back. The
+// context does not bound a request corosync has taken and not answered
+// (corosync's IPC has no timeout): against a frozen corosync, KillNode
+// returns when it resumes or goes away. Node id 0 and a reason that holds a
+// NUL byte or is longer than MaxKillReason are refused before anything is
+// sent. Safe from any goroutine.
 func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) error {
 	switch {
 	case nodeID == 0:
@@ -424,6 +433,10 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 		// Close never waits for one.
 		if err := c.enter(&c.cfgMu); err != nil {
 			return err
+		}
+		if err := ctx.Err(); err != nil { // it may have ended while we waited for the lock
+			c.cfgMu.Unlock()
+			return fmt.Errorf("cman: kill node %d: not sent: %w", nodeID, err)
 		}
 		err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr)))
 		c.cfgMu.Unlock()

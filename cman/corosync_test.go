@@ -261,7 +261,8 @@ func TestCloseTwiceAndAfter(t *testing.T) {
 
 // KillNode refuses node id 0 and a reason corosync cannot carry whole
 // before sending anything: a reason with a NUL byte aimed at our own node
-// would otherwise kill it with a truncated reason.
+// would otherwise kill it with a truncated reason. Nor does it send a kill
+// for a caller whose context is done.
 func TestKillNodeBadInput(t *testing.T) {
 	n := corotest.Start(t)
 	c := open(t)
@@ -277,6 +278,17 @@ func TestKillNodeBadInput(t *testing.T) {
 		if err := c.KillNode(ctx, tt.node, tt.reason); !errors.Is(err, cs.ErrInvalidParam) {
 			t.Errorf("KillNode(%d, %d-byte reason): %v, want ErrInvalidParam", tt.node, len(tt.reason), err)
 		}
+	}
+	// A caller that gave up (its context is done) sends no kill at all,
+	// not even a first one.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.KillNode(done, c.NodeID(), "cman test: sent after the caller gave up"); !errors.Is(err, context.Canceled) {
+		t.Errorf("KillNode of our node with a done context: %v, want context.Canceled", err)
+	}
+	// A node that is not a cluster member: nothing to kill.
+	if err := c.KillNode(ctx, 99, "cman test: no such node"); !errors.Is(err, cs.ErrNotExist) {
+		t.Errorf("KillNode of node 99, not a member: %v, want ErrNotExist", err)
 	}
 	time.Sleep(500 * time.Millisecond) // a kill that went out would have landed by now
 	if _, err := c.Quorate(); err != nil || !n.Running() {

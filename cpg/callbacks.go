@@ -88,7 +88,7 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 	h.confchgSeen()
 	h.collect(&ConfChg{
 		Group:   h.groupName(name, nameLen),
-		Members: addressesOf(members, int(nmembers)),
+		Members: membersOf(members, int(nmembers)),
 		Left:    addressesOf(left, int(nleft)),
 		Joined:  addressesOf(joined, int(njoined)),
 	})

@@ -85,16 +85,23 @@ type Handle struct {
 	paceWaits  uint64 // times pace waited; of those waits, how many
 	paceWoken  uint64 // were ended by returned messages waking it, and
 	paceGaveUp uint64 // how many by paceStall
-	paceTimer  *time.Timer
-	returned   atomic.Uint64
-	paceTarget atomic.Uint64 // returned value a waiting multicast wants; 0: none
-	paceWake   chan struct{} // capacity 1
-	self       Address       // this process, to recognise its own messages
+	// interrupted counts the times a fragmented message was sent again
+	// because the group's membership changed while it went out.
+	interrupted uint64
+	paceTimer   *time.Timer
+	returned    atomic.Uint64
+	paceTarget  atomic.Uint64 // returned value a waiting multicast wants; 0: none
+	paceWake    chan struct{} // capacity 1
+	self        Address       // this process, to recognise its own messages
 
+	// groupMu serializes Join and Leave, and guards group and left; it is
+	// held while they wait out CS_ERR_TRY_AGAIN. member is the group while
+	// the handle is in it, else nil (set by Join, cleared as Leave starts),
+	// read by Group and Multicast without the lock.
 	groupMu sync.Mutex
 	group   string
-	joined  bool
 	left    bool // the handle left its group: it cannot join again
+	member  atomic.Pointer[string]
 	// joining is set from the join request until corosync delivers the
 	// join's confchg, the first confchg a handle gets (cleared by the
 	// confchg trampoline). Corosync answers CS_ERR_BUSY to a leave while
@@ -517,7 +524,7 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 	}
 	h.groupMu.Lock()
 	defer h.groupMu.Unlock()
-	if h.joined {
+	if h.member.Load() != nil {
 		return fmt.Errorf("cpg join %q: this handle is already in group %q (one group per handle): %w",
 			group, h.group, cs.ErrExist)
 	}
@@ -535,7 +542,8 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 		h.joining.Store(false)
 		return fmt.Errorf("cpg join %q: %w", group, err)
 	}
-	h.group, h.joined = group, true
+	h.group = group
+	h.member.Store(&group)
 	h.sendMu.Lock()
 	h.sent = h.returned.Load() // nothing of ours is in flight in the new group
 	h.sendMu.Unlock()
@@ -551,26 +559,34 @@ func (h *Handle) Leave(ctx context.Context) error {
 	}
 	h.groupMu.Lock()
 	defer h.groupMu.Unlock()
-	if !h.joined {
+	if h.member.Load() == nil {
 		return fmt.Errorf("cpg leave: this handle is in no group: %w", cs.ErrNotExist)
 	}
 	if err := h.settleJoin(ctx); err != nil {
 		return fmt.Errorf("cpg leave %q: %w", h.group, err)
 	}
+	// From here Multicast refuses. One that checked before sends, if at
+	// all, before the leave goes out: it checks again under reqMu, which
+	// the leave request takes too.
+	h.member.Store(nil)
 	name, n := cName(h.group)
 	err := h.retry(ctx, func() C.cs_error_t { return C.glue_leave(h.handle, name, n) })
 	if err != nil {
+		h.member.Store(&h.group) // still in the group
 		return fmt.Errorf("cpg leave %q: %w", h.group, err)
 	}
-	h.joined, h.left = false, true
+	h.left = true
 	return nil
 }
 
-// Group returns the group the handle is in, if any.
+// Group returns the group the handle is in: the one it joined, from the
+// return of Join until Leave starts (and again if Leave fails). It does
+// not wait for a Join or Leave under way.
 func (h *Handle) Group() (string, bool) {
-	h.groupMu.Lock()
-	defer h.groupMu.Unlock()
-	return h.group, h.joined
+	if p := h.member.Load(); p != nil {
+		return *p, true
+	}
+	return "", false
 }
 
 // Multicast sends one message, the concatenation of bufs, to every member
@@ -578,12 +594,26 @@ func (h *Handle) Group() (string, bool) {
 // MaxBuffers buffers and MaxMessageSize bytes in all; corosync delivers
 // every message in agreed order whatever g says.
 //
+// The handle must be in a group, from the return of Join until Leave
+// starts; otherwise Multicast returns an error wrapping ErrNotExist. A
+// Multicast that overlaps a Leave either is sent before the leave or
+// returns that error.
+// (Corosync refuses such a message, but libcpg does not wait for its
+// answer to one of up to MaxAtomicMsgSize bytes: the message would be
+// lost without a word.)
+//
 // When corosync applies flow control (CS_ERR_TRY_AGAIN), Multicast backs
 // off and retries until ctx is done. It also waits while more than 4 MiB
 // of this handle's own messages would be on their way back to it, for as
 // long as they keep coming back (it gives up once none has for 2 ms),
 // which mostly spares corosync from having to apply flow control. The
 // buffers may be reused as soon as it returns.
+//
+// A message above MaxAtomicMsgSize goes out in fragments. If the group's
+// membership changes while they are sent (a *ConfChg reaches this handle
+// after the first), corosync refuses the rest (CS_ERR_INTERRUPT) and no
+// member delivers the part already sent; Multicast then sends the whole
+// message again, in the new membership, until ctx is done.
 func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) error {
 	if len(bufs) > MaxBuffers {
 		return fmt.Errorf("cpg multicast: %d buffers, at most %d: %w", len(bufs), MaxBuffers, cs.ErrInvalidParam)
@@ -595,9 +625,15 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	for _, b := range bufs {
 		total += len(b)
 	}
-	if total > MaxMessageSize {
+	if uint64(total) > MaxMessageSize {
 		return fmt.Errorf("cpg multicast: message of %d bytes is larger than corosync's limit of %d: %w",
-			total, MaxMessageSize, cs.ErrTooBig)
+			total, uint64(MaxMessageSize), cs.ErrTooBig)
+	}
+	if h.closed.Load() {
+		return fmt.Errorf("cpg multicast: %w", ErrClosed)
+	}
+	if h.member.Load() == nil {
+		return fmt.Errorf("cpg multicast: not in a group (Join first, or the handle has left): %w", cs.ErrNotExist)
 	}
 	// libcpg sends an empty first buffer of a message above
 	// MaxAtomicMsgSize as a fragment of its own, marked first, and so the
@@ -611,20 +647,10 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	if err := h.pace(ctx, total); err != nil {
 		return fmt.Errorf("cpg multicast: %w", err)
 	}
-	var err error
-	switch len(bufs) {
-	case 0:
-		err = h.retry(ctx, func() C.cs_error_t {
-			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), nil, 0)
-		})
-	case 1:
-		p, n := unsafe.Pointer(unsafe.SliceData(bufs[0])), C.size_t(len(bufs[0]))
-		err = h.retry(ctx, func() C.cs_error_t {
-			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), p, n)
-		})
-		runtime.KeepAlive(bufs[0])
-	default:
-		err = h.multicastv(ctx, g, bufs)
+	err := h.send(ctx, g, bufs)
+	for errors.Is(err, cs.ErrInterrupt) && ctx.Err() == nil {
+		h.interrupted++
+		err = h.send(ctx, g, bufs)
 	}
 	if err != nil {
 		if errors.Is(err, cs.ErrNotExist) {
@@ -774,6 +800,37 @@ func (h *Handle) inFlight() uint64 {
 // tests.
 var paceStall = 2 * time.Millisecond
 
+// send hands one message to libcpg, retrying CS_ERR_TRY_AGAIN. Under
+// sendMu.
+func (h *Handle) send(ctx context.Context, g Guarantee, bufs [][]byte) error {
+	switch len(bufs) {
+	case 0:
+		return h.retry(ctx, h.inGroup(func() C.cs_error_t {
+			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), nil, 0)
+		}))
+	case 1:
+		p, n := unsafe.Pointer(unsafe.SliceData(bufs[0])), C.size_t(len(bufs[0]))
+		defer runtime.KeepAlive(bufs[0])
+		return h.retry(ctx, h.inGroup(func() C.cs_error_t {
+			return C.glue_mcast1(h.handle, C.cpg_guarantee_t(g), p, n)
+		}))
+	}
+	return h.multicastv(ctx, g, bufs)
+}
+
+// inGroup makes a multicast call answer CS_ERR_NOT_EXIST, without calling
+// libcpg, once a Leave has begun. It runs under reqMu (through retry), as
+// the leave request does: so a message goes out before the leave or not
+// at all.
+func (h *Handle) inGroup(mcast func() C.cs_error_t) func() C.cs_error_t {
+	return func() C.cs_error_t {
+		if h.member.Load() == nil {
+			return C.CS_ERR_NOT_EXIST
+		}
+		return mcast()
+	}
+}
+
 func (h *Handle) multicastv(ctx context.Context, g Guarantee, bufs [][]byte) error {
 	// The iovec array lives in Go memory and points at Go buffers; cgo
 	// allows that only while those buffers are pinned.
@@ -788,9 +845,9 @@ func (h *Handle) multicastv(ctx context.Context, g Guarantee, bufs [][]byte) err
 		}
 		iov[i].iov_len = C.size_t(len(b))
 	}
-	return h.retry(ctx, func() C.cs_error_t {
+	return h.retry(ctx, h.inGroup(func() C.cs_error_t {
 		return C.cpg_mcast_joined(h.handle, C.cpg_guarantee_t(g), &iov[0], C.uint(len(iov)))
-	})
+	}))
 }
 
 func addressesOf(p *C.struct_cpg_address, n int) []Address {
@@ -803,6 +860,16 @@ func addressesOf(p *C.struct_cpg_address, n int) []Address {
 		out[i] = Address{NodeID: uint32(src[i].nodeid), PID: uint32(src[i].pid), Reason: Reason(src[i].reason)}
 	}
 	return out
+}
+
+// membersOf is addressesOf for a member list, where corosync does not set
+// the reason (it may pass on whatever its buffer held): ReasonUndefined.
+func membersOf(p *C.struct_cpg_address, n int) []Address {
+	a := addressesOf(p, n)
+	for i := range a {
+		a[i].Reason = ReasonUndefined
+	}
+	return a
 }
 
 // MembershipGet returns the current members of group (cpg_membership_get),
@@ -824,7 +891,7 @@ func (h *Handle) MembershipGet(ctx context.Context, group string) ([]Address, er
 	if err != nil {
 		return nil, fmt.Errorf("cpg membership %q: %w", group, err)
 	}
-	return addressesOf(&members[0], min(int(count), MaxMembers)), nil
+	return membersOf(&members[0], min(int(count), MaxMembers)), nil
 }
 
 // LocalGet returns this node's id (cpg_local_get).

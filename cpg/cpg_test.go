@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	os.Exit(corotest.Main(m))
+	os.Exit(corotest.MainWithExamples(m))
 }
 
 const (
@@ -213,6 +214,19 @@ func newHandle(t *testing.T) *cpg.Handle {
 	return h
 }
 
+// joinedHandle starts corosync if needed and returns a context for the
+// test and a handle that joined a group of the test's own.
+func joinedHandle(t *testing.T) (context.Context, *cpg.Handle) {
+	t.Helper()
+	corotest.Start(t)
+	ctx := ctxT(t)
+	h := newHandle(t)
+	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, h
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -251,6 +265,7 @@ func has(list []cpg.Address, nodeid, pid uint32, reason cpg.Reason) bool {
 func TestNotRunning(t *testing.T) {
 	corotest.Skip(t)
 	corotest.Stop()
+	t.Cleanup(func() { corotest.Start(t) }) // the examples, run after the tests, need it
 	h, err := cpg.New()
 	if err == nil {
 		h.Close()
@@ -331,13 +346,8 @@ func TestIdenticalOrder(t *testing.T) {
 }
 
 func TestLeaveAndProcDown(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	group := corotest.GroupName(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, group); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
+	group, _ := h.Group()
 	next[*cpg.ConfChg](t, h)
 	// Corosync knows a member by node id and pid: one process, one
 	// membership of a group.
@@ -435,6 +445,152 @@ func TestJoinLeaveOnce(t *testing.T) {
 	}
 }
 
+// Outside a group, from New to Join and after Leave, Multicast says so
+// (corosync would drop the message and libcpg would not tell), and Group
+// says the handle is in none; in between, both show the group.
+func TestMulticastOutsideGroup(t *testing.T) {
+	corotest.Start(t)
+	ctx := ctxT(t)
+	group := corotest.GroupName(t)
+	h := newHandle(t)
+	outside := func(when string) {
+		t.Helper()
+		if g, in := h.Group(); in || g != "" {
+			t.Errorf("%s: Group() = %q, %v; want none", when, g, in)
+		}
+		// Messages libcpg sends without waiting for an answer (a
+		// fragmented one gets corosync's refusal anyway).
+		for _, size := range []int{5, 64 << 10} {
+			err := h.Multicast(ctx, cpg.Agreed, make([]byte, size))
+			if !errors.Is(err, cpg.ErrNotExist) || !strings.Contains(err.Error(), "not in a group") {
+				t.Errorf("%s: Multicast of %d bytes: %v; want ErrNotExist", when, size, err)
+			}
+		}
+	}
+	outside("before Join")
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if g, in := h.Group(); !in || g != group {
+		t.Errorf("joined: Group() = %q, %v; want %q", g, in, group)
+	}
+	if err := h.Multicast(ctx, cpg.Agreed, []byte("in")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[*cpg.Message](t, h); string(m.Data) != "in" {
+		t.Fatalf("first message %q, want the one sent while in the group", m.Data)
+	}
+	if err := h.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	outside("after Leave")
+	if c := next[*cpg.ConfChg](t, h); !has(c.Left, corotest.NodeID, uint32(os.Getpid()), cpg.ReasonLeave) {
+		t.Fatalf("after the message: %+v, want our leave", c)
+	}
+}
+
+// A fragmented message whose sending a membership change interrupts
+// (corosync refuses the rest with CS_ERR_INTERRUPT) is sent again whole:
+// while other processes keep joining the group and going, every Multicast
+// of a 3 MiB message succeeds, and each message arrives once, intact and
+// in order.
+func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
+	ctx, h := joinedHandle(t)
+	group, _ := h.Group()
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() { churned <- churn(ctx, group, stop) }()
+	const size, minChanges, maxCount = 3 << 20, 20, 500
+	msg := func(i int) []byte {
+		b := bytes.Repeat([]byte{byte(i)}, size)
+		binary.BigEndian.PutUint32(b, uint32(i))
+		return b
+	}
+	// Send until the group has changed minChanges times and at least one
+	// message had to be sent again.
+	var sent atomic.Int64
+	var changes atomic.Int64
+	senderDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < maxCount; i++ {
+			if err := h.Multicast(ctx, cpg.Agreed, msg(i)); err != nil {
+				senderDone <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+			sent.Add(1)
+			if changes.Load() >= minChanges && cpg.Interrupted(h) > 0 {
+				break
+			}
+		}
+		senderDone <- nil
+	}()
+	got := 0
+	for done := false; !done || int64(got) < sent.Load(); {
+		select {
+		case ev := <-h.Events():
+			switch e := ev.(type) {
+			case *cpg.ConfChg:
+				changes.Add(1)
+			case *cpg.Message:
+				if !bytes.Equal(e.Data, msg(got)) {
+					t.Fatalf("message %d came back as %d bytes starting %x", got, len(e.Data), e.Data[:min(8, len(e.Data))])
+				}
+				got++
+			case *cpg.Terminated:
+				t.Fatal(e.Err)
+			}
+		case err := <-senderDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		case err := <-churned: // it ends only when stopped, or failing
+			t.Fatalf("the processes joining the group: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages back", got, sent.Load())
+		}
+	}
+	close(stop)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages, %d membership changes, %d resends", got, changes.Load(), cpg.Interrupted(h))
+	if changes.Load() < minChanges || cpg.Interrupted(h) == 0 {
+		t.Errorf("%d membership changes and %d resends while %d messages went out: the test did not exercise an interrupted message", changes.Load(), cpg.Interrupted(h), got)
+	}
+}
+
+// churn starts child processes that join group and exit, one after the
+// other, until stop is closed.
+func churn(ctx context.Context, group string, stop <-chan struct{}) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=1", childGroup+"="+group)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		stdin.Close() // the child exits: a procdown
+		if err := cmd.Wait(); err != nil || line != "joined\n" {
+			return fmt.Errorf("child: %q, %v", line, err)
+		}
+	}
+}
+
 // corosync-cpgtool lists groups as a name line followed by "pid nodeid"
 // lines; parse it into group -> set of "nodeid/pid".
 func cpgtoolMembers(t *testing.T) map[string]map[string]bool {
@@ -463,13 +619,8 @@ func cpgtoolMembers(t *testing.T) map[string]map[string]bool {
 }
 
 func TestMembershipAgreesWithCpgtool(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	group := corotest.GroupName(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, group); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
+	group, _ := h.Group()
 	child := startChild(t, group, 0)
 	waitMembers(newRecorder(h).confchgs, 2)
 
@@ -560,12 +711,7 @@ func TestTrailingNUL(t *testing.T) {
 }
 
 func TestLargeAndScatteredMessages(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	big := make([]byte, 1<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i>>11)
@@ -610,12 +756,7 @@ func TestLargeAndScatteredMessages(t *testing.T) {
 // also when some of their buffers are handed back for reuse and others
 // are not.
 func TestChangingSizes(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	classes := []int{0, 1, 100, 1000, 1025, 5000, 64 << 10, 100 << 10, 1 << 20, 3<<20 + 7}
 	var sizes []int
@@ -746,12 +887,7 @@ func TestConcurrentCalls(t *testing.T) {
 // 100,000 messages sent while the consumer does not read: none is lost,
 // none reordered, and each keeps its own bytes.
 func TestSlowConsumer(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	const n = 100000
 	buf := make([]byte, 8)
 	for i := 0; i < n; i++ {
@@ -779,13 +915,8 @@ func TestSlowConsumer(t *testing.T) {
 // member's burst, while the dispatch goroutine is held); the dispatch
 // goroutine delivers the rest, all in corosync's order.
 func TestMulticastDispatchBounded(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	group := corotest.GroupName(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, group); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
+	group, _ := h.Group()
 	c := startChild(t, group, 0)
 	for len(next[*cpg.ConfChg](t, h).Members) < 2 {
 	}
@@ -823,6 +954,7 @@ func TestCorosyncGoesAway(t *testing.T) {
 	}
 	next[*cpg.ConfChg](t, h)
 	node.Kill()
+	t.Cleanup(func() { corotest.Start(t) }) // the examples, run after the tests, need it
 	killed := time.Now()
 	term := next[*cpg.Terminated](t, h)
 	if since := time.Since(killed); since > time.Second {
@@ -853,12 +985,7 @@ func TestCorosyncGoesAway(t *testing.T) {
 }
 
 func TestCloseWhileDelivering(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -907,12 +1034,7 @@ func TestCloseWhileDelivering(t *testing.T) {
 // here) ends the stream with it: the messages before it are delivered,
 // none after it, and the last event says what happened.
 func TestCallbackPanicEndsStream(t *testing.T) {
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	next[*cpg.TotemConfChg](t, h)
 	defer cpg.SetDeliverHook(func(size int) {
 		if size == 3 {
@@ -1030,12 +1152,7 @@ func TestPacing(t *testing.T) {
 	// binary on a loaded machine gives up on some waits, rightly, and a
 	// wait could end on the stall timer while messages trickle back.
 	defer cpg.SetPaceStall(50 * time.Millisecond)()
-	corotest.Start(t)
-	ctx := ctxT(t)
-	h := newHandle(t)
-	if err := h.Join(ctx, corotest.GroupName(t)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, h := joinedHandle(t)
 	const size, n = 512 << 10, 192 // 96 MiB: 24 windows
 	got := make(chan int, 1)
 	go func() {

@@ -95,7 +95,15 @@
 // looked at meanwhile. If it gives up in the middle of a message, the
 // binding sends the message again from the start; receivers' libcpg then
 // starts it over and does not free the part it had assembled (a leak in
-// libcpg of up to the message's size on every member).
+// libcpg of up to the message's size on every member). The same goes when
+// the group's membership changes while the fragments go out: corosync
+// then refuses the rest (CS_ERR_INTERRUPT), no member delivers the part
+// sent, and the binding sends the message again in the new membership.
+//
+// A handle multicasts only while it is in a group: corosync drops a
+// message from one that is not, and libcpg, which waits for no answer to a
+// message of up to MaxAtomicMsgSize, would not say so; Multicast returns
+// ErrNotExist instead.
 //
 // # Concurrency
 //

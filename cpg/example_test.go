@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/groupd-go/groupd/cpg"
 )
 
-// Join a group, say hello, and print what happens in it until corosync
-// goes away. It needs a running corosync, so it is compiled but not run by
-// go test; the tests do the same against a private corosync.
+// Join a group, send it a message, leave it, and follow all three in the
+// group's one ordered stream of events: the membership change of the
+// join, the message (every member receives it, the sender included), and
+// the membership change of the leave. It needs a running corosync; the
+// package's tests start a private one and run it there.
 func Example() {
 	ctx := context.Background()
 	h, err := cpg.New()
@@ -18,6 +21,17 @@ func Example() {
 		log.Fatal(err) // errors.Is(err, cpg.ErrLibrary): corosync is not running
 	}
 	defer h.Close()
+	node, err := h.LocalGet(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Corosync tells group members apart by node id and process id.
+	who := func(nodeID, pid uint32) string {
+		if nodeID == node && pid == uint32(os.Getpid()) {
+			return "this process"
+		}
+		return fmt.Sprintf("node %d pid %d", nodeID, pid)
+	}
 	if err := h.Join(ctx, "example"); err != nil {
 		log.Fatal(err)
 	}
@@ -27,16 +41,30 @@ func Example() {
 	for ev := range h.Events() {
 		switch e := ev.(type) {
 		case *cpg.ConfChg:
-			for _, a := range e.Left {
-				fmt.Printf("node %d pid %d left: %s\n", a.NodeID, a.PID, a.Reason)
+			for _, a := range e.Joined {
+				fmt.Printf("%s: %s joined (%s), %d member(s)\n", e.Group, who(a.NodeID, a.PID), a.Reason, len(e.Members))
 			}
-			fmt.Printf("%s has %d members\n", e.Group, len(e.Members))
+			for _, a := range e.Left {
+				fmt.Printf("%s: %s left (%s), %d member(s)\n", e.Group, who(a.NodeID, a.PID), a.Reason, len(e.Members))
+				if who(a.NodeID, a.PID) == "this process" {
+					return
+				}
+			}
 		case *cpg.Message:
-			fmt.Printf("node %d pid %d says %q\n", e.NodeID, e.PID, e.Data)
+			fmt.Printf("%s: %q from %s\n", e.Group, e.Data, who(e.NodeID, e.PID))
+			// Leave, rather than only Close, lets the other members see
+			// ReasonLeave instead of ReasonProcDown, as for a crash.
+			if err := h.Leave(ctx); err != nil {
+				log.Fatal(err)
+			}
 		case *cpg.TotemConfChg:
-			fmt.Printf("ring %s: nodes %v\n", e.Ring, e.Members)
+			// The nodes of the ring: cluster membership, not the group's.
 		case *cpg.Terminated:
-			log.Fatal(e.Err)
+			log.Fatal(e.Err) // corosync went away
 		}
 	}
+	// Output:
+	// example: this process joined (join), 1 member(s)
+	// example: "hello" from this process
+	// example: this process left (leave), 0 member(s)
 }

@@ -14,6 +14,14 @@ func PaceStats(h *Handle) (waits, woken uint64) {
 	return h.paceWaits, h.paceWoken
 }
 
+// Interrupted returns how many of h's fragmented messages were sent again
+// because the group's membership changed while they went out.
+func Interrupted(h *Handle) uint64 {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	return h.interrupted
+}
+
 // SetPaceStall sets paceStall for a test and returns a function that puts
 // it back.
 func SetPaceStall(d time.Duration) (restore func()) {

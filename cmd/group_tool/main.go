@@ -24,10 +24,11 @@
 // ready asks the bypass question about this node: 0 its groupd passed the
 // residual check, is in the groupd group and has announced itself, so
 // dlm may start here; 1 no (still joining, staying out with residual
-// state, stopped); 2 could not tell (no daemon, usage errors). It answers
-// like bypass, in text or JSON ("known" is true whenever the daemon
-// answered). ready --wait D asks again, for up to D, while the answer is
-// not yes, unless the daemon stays out of the group. dlm.service runs it
+// state, leaving or stopped); 2 could not tell (no daemon, usage errors).
+// It answers like bypass, in text or JSON ("known" is true whenever the
+// daemon answered). ready --wait D asks again, for up to D, while the
+// answer is not yes, unless the daemon stays out of the group or is
+// shutting down, which no wait changes. dlm.service runs it
 // before starting (see cmd/groupd/dlm.service.d).
 package main
 
@@ -358,8 +359,14 @@ func (t *tool) readyOnce(ctx context.Context) (bypassJSON, int, bool) {
 	}
 	st := resp.Status
 	self := "this node, " + nodeName(st.NodeID, st.NodeName) + ", "
-	if st.Phase == string(groupd.PhaseStayingOut) {
+	switch groupd.Phase(st.Phase) {
+	case groupd.PhaseStayingOut:
 		return bypassJSON{NodeID: st.NodeID, Known: true, Reason: self + "is not ready: it holds residual dlm/gfs state and stays out of the groupd group (residual policy stay) until it reboots"}, exitFailed, true
+	case groupd.PhaseLeaving, groupd.PhaseStopped:
+		// Still in the group while it leaves, so it would vouch for
+		// itself; but it is shutting down, and will not be back before
+		// it is started again.
+		return bypassJSON{NodeID: st.NodeID, Known: true, Reason: self + "is not ready: its groupd is " + st.Phase + " (shutting down)"}, exitFailed, true
 	}
 	b, code := t.askBypass(ctx, st.NodeID, self)
 	return b, code, false
@@ -368,8 +375,8 @@ func (t *tool) readyOnce(ctx context.Context) (bypassJSON, int, bool) {
 // askBypass asks the daemon whether node id may skip fencing and returns
 // the answer to print. For ready, self names our node: its answer says
 // whether the node is ready, and any answer of the daemon's but yes is a
-// no (1), since a daemon that cannot tell about its own node is not in
-// the group.
+// no (1): a daemon that cannot tell about its own node is not in the group
+// or has not yet heard from the members that were there before it.
 func (t *tool) askBypass(ctx context.Context, id uint32, self string) (bypassJSON, int) {
 	unknown := fmt.Sprintf("could not tell, so node %d must be fenced: ", id)
 	if self != "" {

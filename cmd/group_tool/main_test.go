@@ -20,11 +20,12 @@ type fake struct {
 	recovery []query.RecoverySet
 	// outside: the daemon is not in the groupd group yet (joining), or,
 	// with stayingOut, never will be (residual state, policy stay); noID:
-	// it does not know its node id yet; readyAfter: it vouches for its
-	// own node only from that many bypass questions on.
-	outside, stayingOut, noID bool
-	readyAfter                int32
-	asked                     atomic.Int32
+	// it does not know its node id yet; leaving: it is shutting down, still
+	// in the group; readyAfter: it vouches for its own node only from that
+	// many bypass questions on.
+	outside, stayingOut, noID, leaving bool
+	readyAfter                         int32
+	asked                              atomic.Int32
 }
 
 var failed = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -39,8 +40,12 @@ func (f *fake) Status() query.Status {
 	if f.outside {
 		return query.Status{NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joining", ClusterKnown: true, Quorate: true}
 	}
+	phase := "joined"
+	if f.leaving {
+		phase = "leaving"
+	}
 	return query.Status{
-		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: "joined", ClusterKnown: true, Quorate: true, Ring: "1.7",
+		NodeID: 1, NodeName: "alpha", PID: 4242, Phase: phase, ClusterKnown: true, Quorate: true, Ring: "1.7",
 		ClusterMembers: []uint32{1, 3}, Nodes: []query.Node{{NodeID: 1, Name: "alpha"}, {NodeID: 3, Name: "gamma"}},
 		Joined:   true,
 		Members:  []query.Member{{NodeID: 1, PID: 4242, Name: "alpha", Hello: true}, {NodeID: 3, PID: 77, Name: "gamma"}},
@@ -192,6 +197,7 @@ func TestReady(t *testing.T) {
 	joined := serve(t)
 	outside := serveFake(t, &fake{outside: true})
 	staying := serveFake(t, &fake{stayingOut: true})
+	leaving := serveFake(t, &fake{leaving: true})
 	noID := serveFake(t, &fake{noID: true})
 	none := filepath.Join(t.TempDir(), "none.sock")
 	tests := []struct {
@@ -206,6 +212,10 @@ func TestReady(t *testing.T) {
 		// Staying out lasts until a reboot: no point waiting.
 		{staying, []string{"ready", "--wait", "1h"}, 1, "stays out"},
 		{outside, []string{"ready", "--wait", "300ms"}, 1, "is not ready"},
+		// Still in the group, and vouched for, but shutting down: no,
+		// and no point waiting either.
+		{leaving, []string{"bypass", "1"}, 0, "may skip fencing"},
+		{leaving, []string{"ready", "--wait", "1h"}, 1, "is not ready: its groupd is leaving (shutting down)"},
 		{joined, []string{"ready", "--wait", "-1s"}, 2, "could not tell whether this node is ready: usage: --wait"},
 		{noID, []string{"ready"}, 2, "could not tell whether this node is ready: groupd does not know its node id"},
 		{none, []string{"ready"}, 2, "could not tell whether this node is ready: no answer from groupd"},

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,8 +132,17 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	if o.debug {
+	// --debug is --log-level debug, but a debug = yes in the config file
+	// does not override a --log-level given on the command line.
+	if o.debug && (set["debug"] || !set["log-level"]) {
 		o.logLevel = logrus.DebugLevel
+	}
+	switch o.logLevel {
+	case logrus.ErrorLevel, logrus.WarnLevel, logrus.InfoLevel, logrus.DebugLevel:
+	default:
+		// panic and fatal would hide the errors groupd logs, trace adds
+		// nothing to debug.
+		return nil, fmt.Errorf("--log-level must be error, warning, info or debug, not %s", o.logLevel)
 	}
 	if !o.foreground {
 		return nil, errors.New("groupd does not put itself in the background; run it under systemd (Type=notify) or with & from a shell")
@@ -143,12 +154,20 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("--socket must not be empty")
 	}
 	if o.socketGroup != "" {
-		if _, err := query.LookupGroup(o.socketGroup); err != nil {
+		// The socket takes any gid; an operator means a group that exists.
+		gid, err := query.LookupGroup(o.socketGroup)
+		if err == nil {
+			_, err = user.LookupGroupId(strconv.Itoa(gid))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("--socket-group: %w", err)
 		}
 	}
 	if o.fenceTimeout <= 0 {
 		return nil, errors.New("--fence-timeout must be positive")
+	}
+	if o.quorumWait < 0 {
+		return nil, errors.New("--quorum-wait must not be negative (0 joins at once)")
 	}
 	// A bad template is caught now, not when the node has to fence itself.
 	if _, err := selffence.ParseTemplate(o.fenceCommand); err != nil {

@@ -72,6 +72,23 @@ log-level = warning
 	if o.logLevel != logrus.DebugLevel {
 		t.Errorf("log level %s: --debug must win", o.logLevel)
 	}
+
+	// debug = yes in the file does not override --log-level given on the
+	// command line; on the command line it does.
+	conf = writeConfig(t, "debug = yes\n")
+	for _, tt := range []struct {
+		args []string
+		want logrus.Level
+	}{
+		{[]string{"--log-level", "warning"}, logrus.WarnLevel},
+		{[]string{"--log-level", "warning", "--debug"}, logrus.DebugLevel},
+		{nil, logrus.DebugLevel},
+	} {
+		o, err := parseOptions(append([]string{"--config", conf}, tt.args...), &bytes.Buffer{})
+		if err != nil || o.logLevel != tt.want {
+			t.Errorf("debug = yes in the file, %q: level %v (%v), want %s", tt.args, o, err, tt.want)
+		}
+	}
 }
 
 func TestOptionsErrors(t *testing.T) {
@@ -94,6 +111,11 @@ func TestOptionsErrors(t *testing.T) {
 		{"empty group", "", []string{"--group", ""}, "--group must not be empty"},
 		{"zero fence timeout", "fence-timeout = 0s\n", nil, "--fence-timeout must be positive"},
 		{"unknown socket group", "", []string{"--socket-group", "groupd-no-such-group"}, "--socket-group"},
+		{"unknown socket group id", "", []string{"--socket-group", "4000000123"}, "--socket-group"},
+		{"negative quorum wait", "quorum-wait = -1s\n", nil, "--quorum-wait must not be negative"},
+		{"level panic", "", []string{"--log-level", "panic"}, "--log-level must be error, warning, info or debug"},
+		{"level fatal", "log-level = fatal\n", nil, "--log-level must be"},
+		{"level trace", "", []string{"--log-level", "trace"}, "--log-level must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

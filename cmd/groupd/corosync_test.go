@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -303,6 +304,17 @@ func (w *groupWatch) terminated() bool {
 	return false
 }
 
+// sayHello announces the watcher as a groupd of our test node would, and
+// waits until the hello is delivered back to it.
+func (w *groupWatch) sayHello(t *testing.T) {
+	t.Helper()
+	hello := groupd.Hello{Version: groupd.HelloVersion, NodeID: corotest.NodeID, Start: time.Now()}
+	if err := w.h.Multicast(context.Background(), cpg.Agreed, hello.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the watcher's hello is delivered", func() bool { return w.messagesFrom(os.Getpid()) > 0 })
+}
+
 func (w *groupWatch) messagesFrom(pid int) int {
 	n := 0
 	for _, ev := range w.events() {
@@ -369,6 +381,24 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	})
 	pid := d.cmd.Process.Pid
 
+	eventually(t, 10*time.Second, "the watcher sees groupd join and say hello", func() bool {
+		for _, j := range w.joined() {
+			if int(j.PID) == pid && w.messagesFrom(pid) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	// The watcher was in the group before groupd joined: until its hello
+	// (which would name any run its daemon distrusts) is in, groupd cannot
+	// tell about any node, its own included, and is not ready.
+	if out, code := d.run("bypass", corotest.NodeName); code != 2 || !strings.Contains(out, "waits for the hellos of 1 member") {
+		t.Errorf("bypass %s with the watcher silent: exit %d, want 2 (could not tell): %s", corotest.NodeName, code, out)
+	}
+	if hasPrefixIn(notified(), "READY=1") {
+		t.Error("READY=1 while the hello of a member that was in the group before groupd is awaited")
+	}
+	w.sayHello(t)
 	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
 	// Ready means joined: corosync lists us in the group right away.
 	cpgtool, err := corotest.Tool("corosync-cpgtool")
@@ -378,15 +408,6 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	if !cpgListsPid(cpgtool, group, pid) {
 		t.Errorf("at READY=1, corosync-cpgtool does not show groupd pid %d in %q:\n%s", pid, group, cpgtool)
 	}
-	// Ready means joined and announced: the watcher has seen both.
-	eventually(t, 2*time.Second, "the watcher sees groupd join and say hello", func() bool {
-		for _, j := range w.joined() {
-			if int(j.PID) == pid && w.messagesFrom(pid) > 0 {
-				return true
-			}
-		}
-		return false
-	})
 
 	st, err := d.status()
 	if err != nil {
@@ -412,16 +433,6 @@ func TestDaemonJoinsAnswersAndLeavesCleanly(t *testing.T) {
 	if !strings.Contains(d.log.String(), "cannot be run") {
 		t.Errorf("no warning about the missing fence command in the log")
 	}
-	// Every groupd process on a node must have announced itself before the
-	// node may skip fencing, the watcher too.
-	if out, code := d.run("bypass", corotest.NodeName); code != 1 {
-		t.Errorf("bypass %s with the watcher silent: exit %d, want 1: %s", corotest.NodeName, code, out)
-	}
-	hello := groupd.Hello{Version: groupd.HelloVersion, NodeID: corotest.NodeID, Start: time.Now()}
-	if err := w.h.Multicast(context.Background(), cpg.Agreed, hello.Marshal()); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "the watcher's hello is delivered", func() bool { return w.messagesFrom(os.Getpid()) > 0 })
 	if out, code := d.run("bypass", corotest.NodeName); code != 0 {
 		t.Errorf("bypass %s: exit %d, want 0: %s", corotest.NodeName, code, out)
 	}
@@ -475,6 +486,10 @@ func TestSighupLeavesCleanly(t *testing.T) {
 	w := watchGroup(t, group)
 	d := startDaemon(t, daemonOpts{env: []string{notifyEnv}, args: []string{"--group", group}})
 	pid := d.cmd.Process.Pid
+	eventually(t, 10*time.Second, "the watcher sees groupd join", func() bool {
+		return slices.ContainsFunc(w.joined(), func(a cpg.Address) bool { return int(a.PID) == pid })
+	})
+	w.sayHello(t) // groupd waits for it before it is ready
 	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	if code := d.wait(10 * time.Second); code != 0 {
@@ -547,11 +562,7 @@ func TestResidualStateFencesWithoutJoining(t *testing.T) {
 	if code := d.wait(20 * time.Second); code != exitResidual {
 		t.Errorf("groupd exit status %d with residual state, want %d", code, exitResidual)
 	}
-	select {
-	case <-node.Exited():
-	case <-time.After(10 * time.Second):
-		t.Fatal("our corosync was not killed")
-	}
+	waitExited(t, node, "our corosync was not killed")
 	got, err := os.ReadFile(record)
 	if err != nil {
 		t.Fatalf("the fence command did not run: %v", err)
@@ -573,6 +584,17 @@ func TestResidualStateFencesWithoutJoining(t *testing.T) {
 	}
 }
 
+// waitExited fails t with why unless the test corosync exits within 10 s
+// (groupd killed its node from the cluster).
+func waitExited(t *testing.T, node *corotest.Node, why string) {
+	t.Helper()
+	select {
+	case <-node.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal(why)
+	}
+}
+
 // A fence command that does not exist is a clear error, and still no join.
 func TestResidualStateMissingFenceCommand(t *testing.T) {
 	node := corotest.Start(t)
@@ -589,11 +611,7 @@ func TestResidualStateMissingFenceCommand(t *testing.T) {
 	if !strings.Contains(d.log.String(), "cannot fence node 1 (node1)") {
 		t.Errorf("log has no clear error about the missing fence command")
 	}
-	select {
-	case <-node.Exited():
-	case <-time.After(10 * time.Second):
-		t.Fatal("our corosync was not killed; others could not fence us")
-	}
+	waitExited(t, node, "our corosync was not killed; others could not fence us")
 	eventually(t, 5*time.Second, "the watcher sees corosync go", w.terminated)
 	if j := w.joined(); len(j) > 0 {
 		t.Errorf("processes joined the group: %v", j)
@@ -646,6 +664,31 @@ func TestUnreadableSysfsRefusesToStart(t *testing.T) {
 				t.Errorf("corosync was killed; an unreadable sysfs must only stop groupd")
 			}
 		})
+	}
+}
+
+// Residual state found, and then a part of sysfs that cannot be read: what
+// was found is reason enough, so the policy (here kick) is applied, not
+// skipped as for a scan that found nothing before it failed.
+func TestResidualFoundThenUnreadableSysfs(t *testing.T) {
+	node := corotest.Start(t)
+	binaries(t)
+	group := corotest.GroupName(t)
+	w := watchGroup(t, group)
+	d := startDaemon(t, daemonOpts{
+		sysfs: map[string]string{"sys/kernel/dlm/clvmd": "", "sys/fs/gfs2": "junk"},
+		args:  []string{"--group", group, "--residual-policy", "kick"},
+	})
+	if code := d.wait(20 * time.Second); code != exitResidual {
+		t.Errorf("exit status %d, want %d", code, exitResidual)
+	}
+	waitExited(t, node, "our corosync was not killed: the state found was not acted on")
+	if log := d.log.String(); !strings.Contains(log, "sys/kernel/dlm/clvmd") || !strings.Contains(log, "did not finish") {
+		t.Errorf("log does not name the state found and the unfinished scan:\n%s", log)
+	}
+	eventually(t, 5*time.Second, "the watcher sees corosync go", w.terminated)
+	if j := w.joined(); len(j) > 0 {
+		t.Errorf("processes joined the group: %v", j)
 	}
 }
 

@@ -209,7 +209,8 @@ func TestWaitVouched(t *testing.T) {
 	}
 }
 
-// Only our own run's hello makes us ready: not another process of our node.
+// Only our own run's hello makes us ready (not another process of our
+// node), and only once no earlier member's hello is awaited.
 func TestAnnounced(t *testing.T) {
 	s := &groupd.Snapshot{Phase: groupd.PhaseJoined, Joined: true, Members: []groupd.GroupMember{
 		{NodeID: 1, PID: 10, Hello: true},  // another run on our node
@@ -226,6 +227,13 @@ func TestAnnounced(t *testing.T) {
 	if announced(s, 1, 30) {
 		t.Error("announced while not a member")
 	}
+	// Until the members that were in the group before us have spoken, the
+	// daemon answers for nobody, us included.
+	s.Members[2].Awaited = true
+	if announced(s, 1, 20) {
+		t.Error("announced while an earlier member's hello is awaited")
+	}
+	s.Members[2].Awaited = false
 	// A daemon whose loop stopped (corosync lost) keeps its last member
 	// list: that is not a daemon in the group.
 	s.Phase, s.Joined = groupd.PhaseStopped, false

@@ -131,7 +131,7 @@ func run(args []string, stderr io.Writer) int {
 		cancel()
 		s = <-sigs
 		if d.fencing.Load() {
-			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for, so other nodes must make sure %s is fenced", s, d.who(), d.who())
+			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for (outside systemd it may still be running and act), so other nodes must make sure %s is fenced", s, d.who(), d.who())
 			// The residual state is still there: a restart would only
 			// kill the node from the cluster and start fencing again.
 			os.Exit(exitResidual)
@@ -168,6 +168,18 @@ func (d *daemon) who() string { return fmt.Sprintf("node %d (%s)", d.ourID, d.ou
 func (d *daemon) run(ctx context.Context) int {
 	o, log := d.o, d.log
 	log.Infof("groupd starting, pid %d", d.pid)
+
+	// The lock comes first: a groupd already running here holds dlm/gfs
+	// state that would look residual, and must not make this second one
+	// fence the node. It is let go last, after our corosync connections
+	// are closed, so that a groupd started meanwhile cannot join while
+	// this one's member is still in the group.
+	lock, err := lockInstance(o.lockFile)
+	if err != nil {
+		log.Errorf("%v; groupd did not start", err)
+		return exitFailed
+	}
+	defer lock.Close()
 
 	// 1. corosync, through cman: who we are.
 	cl, err := cman.Open()
@@ -229,15 +241,7 @@ func (d *daemon) run(ctx context.Context) int {
 		return exitFailed
 	}
 
-	// The lock and the socket come before the residual scan: a groupd
-	// already running here holds dlm/gfs state that would look residual,
-	// and must not make this second one fence the node.
-	lock, err := lockInstance(o.lockFile)
-	if err != nil {
-		log.Errorf("%v; groupd did not start", err)
-		return exitFailed
-	}
-	defer lock.Close()
+	// The socket comes before the residual scan, as the lock does.
 	srv, err := query.Listen(query.Config{Path: o.socket, Group: o.socketGroup, Log: log}, gd.QueryHandler(d.ring.Lines))
 	if err != nil {
 		log.Errorf("cannot open the query socket: %v; groupd did not start", err)
@@ -319,9 +323,13 @@ func (d *daemon) run(ctx context.Context) int {
 	for _, e := range entries {
 		log.Warnf("found uncontrolled kernel state on %s: %s", d.who(), e)
 	}
-	if err != nil {
+	switch {
+	case err != nil && len(entries) == 0:
 		log.Errorf("refusing to start: %v. groupd never joins the groupd group while it cannot tell whether %s holds dlm/gfs state from before; fix the permissions or the --sysfs-root", err, d.who())
 		return exitResidual
+	case err != nil:
+		// What was found is reason enough for the policy.
+		log.Errorf("the residual scan did not finish: %v; the state found above is acted on all the same", err)
 	}
 	cmdErr := tmpl.Check()
 	if len(entries) > 0 {
@@ -447,17 +455,23 @@ func (d *daemon) awaitQuorum(ctx context.Context, ad *adapter, lostCh <-chan err
 }
 
 // announced reports whether our own groupd run (node id, pid) is a member
-// of the group whose hello counts, while the daemon runs in the group.
+// of the group whose hello counts, while the daemon runs in the group, and
+// the daemon waits for no hello of a member that was in the group before
+// it (until then it can tell about no node, ours included).
 func announced(s *groupd.Snapshot, id, pid uint32) bool {
 	if !s.Joined || s.Phase == groupd.PhaseStopped {
 		return false
 	}
+	ours := false
 	for _, m := range s.Members {
+		if m.Awaited {
+			return false
+		}
 		if m.NodeID == id && m.PID == pid {
-			return m.Hello
+			ours = m.Hello
 		}
 	}
-	return false
+	return ours
 }
 
 // How waitVouched ended.
@@ -540,14 +554,14 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	d.extendTimeout(o.fenceTimeout + time.Minute)
 	d.fenceDeadline.Store(time.Now().Add(o.fenceTimeout).UnixNano())
 	d.fencing.Store(true)
-	if ctx.Err() != nil {
-		// A signal came just before fencing began and was taken for a
-		// clean shutdown; the fence runs to the end all the same, so ask
-		// systemd (now stopping us) for its time.
-		log.Warnf("a stop was requested as %s began fencing itself: the self-fence runs to the end; send another signal to abandon it and exit at once", d.who())
-		d.extendTimeout(o.fenceTimeout + time.Minute)
-	}
 	defer d.fencing.Store(false)
+	if ctx.Err() != nil {
+		// Asked to stop during startup, before the kill began: the node
+		// stays as it is (out of the group: other nodes fence it when
+		// they must), and groupd does what it was asked.
+		log.Errorf("a stop was requested before %s began removing itself from the cluster: it is neither removed nor fenced, and it holds residual dlm/gfs state, so other nodes must fence it", d.who())
+		return exitResidual
+	}
 	d.selfKilled.Store(true)
 	log.Warnf("removing %s from the cluster (corosync kill of our own node)", d.who())
 	out := selffence.Execute(fctx, o.policy, killer{cl, fctx}, tmpl, d.ourName, d.ourID)
@@ -584,7 +598,7 @@ func (d *daemon) notify(state string) {
 // once stopping, TimeoutStopSec) allows (systemd 236 and later; older
 // ones ignore it).
 func (d *daemon) extendTimeout(wait time.Duration) {
-	d.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", wait.Microseconds()))
+	d.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", max(wait, time.Second).Microseconds()))
 }
 
 func quorateWord(q bool) string {
@@ -651,7 +665,17 @@ type killer struct {
 func (k killer) KillNode(nodeID uint32, reason string) error {
 	ctx, cancel := context.WithTimeout(k.ctx, killTimeout)
 	defer cancel()
-	return k.cl.KillNode(ctx, nodeID, reason)
+	// A request corosync has taken is not bounded by ctx (its IPC has no
+	// timeout): against a frozen corosync, stop waiting for the answer,
+	// and leave the call to return whenever corosync does.
+	done := make(chan error, 1)
+	go func() { done <- k.cl.KillNode(ctx, nodeID, reason) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("kill node %d: corosync did not answer within %s: %w", nodeID, killTimeout, ctx.Err())
+	}
 }
 
 // multicaster is the part of *cpg.Handle the hello needs.

@@ -1,11 +1,12 @@
 // Package corotest starts a real, private, single-node corosync for tests.
 //
-// A test binary that uses it calls Main from TestMain. Run as root, Main
-// re-executes the binary under unshare(1) in new mount and network
-// namespaces: corosync's IPC sockets are abstract unix sockets, which are
-// per network namespace, so each test binary talks only to the corosync it
-// started, and several packages can test in parallel. /run,
-// /var/lib/corosync and /var/log/corosync are private tmpfs mounts there.
+// A test binary that uses it calls Main (or MainWithExamples) from
+// TestMain. Run as root, Main re-executes the binary under unshare(1) in
+// new mount and network namespaces: corosync's IPC sockets are abstract
+// unix sockets, which are per network namespace, so each test binary talks
+// only to the corosync it started, and several packages can test in
+// parallel. /run, /var/lib/corosync and /var/log/corosync are private
+// tmpfs mounts there.
 //
 // Start gives the test a running corosync, starting it when needed (again
 // after a test killed it). Without root or without corosync installed the
@@ -16,6 +17,7 @@ package corotest
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,7 +52,18 @@ var (
 
 // Main runs the tests of a package that needs corosync and returns the exit
 // code for os.Exit. See the package doc.
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return run(m, false) }
+
+// MainWithExamples is Main for a package whose examples talk to corosync
+// too. An example is not given a testing.T, so it can neither start
+// corosync nor skip itself: MainWithExamples starts corosync before the
+// tests run, whichever are selected, and when none can run it skips the
+// examples (go test -skip), or, with GROUPD_REQUIRE_COROSYNC=1, lets them
+// fail. A test that stops or kills corosync must start it again before it
+// ends (t.Cleanup with Start), as the examples run after the tests.
+func MainWithExamples(m *testing.M) int { return run(m, true) }
+
+func run(m *testing.M, examples bool) int {
 	if os.Getenv(envInNamespace) == "" {
 		if code, done := reexec(); done {
 			return code
@@ -58,6 +71,9 @@ func Main(m *testing.M) int {
 	} else if os.Getenv(envInNamespace) == "1" {
 		nsErr = setupNamespace()
 		os.Setenv(envInNamespace, "child") // our own children must not redo it
+	}
+	if examples && !prepareExamples() {
+		return 1
 	}
 	code := m.Run()
 	mu.Lock()
@@ -70,6 +86,37 @@ func Main(m *testing.M) int {
 	}
 	mu.Unlock()
 	return code
+}
+
+// prepareExamples starts corosync for the examples or, when it cannot run
+// and is not required, makes go test skip them. False if it can do
+// neither.
+func prepareExamples() bool {
+	flag.Parse() // m.Run would; the skip flag must be set before it runs
+	why := Unavailable()
+	if why == nil {
+		mu.Lock()
+		n, err := start()
+		if err == nil {
+			current = n
+		}
+		mu.Unlock()
+		why = err
+	}
+	if why == nil || Required() {
+		return true // if required, the tests and the examples fail, and say why
+	}
+	skip := flag.Lookup("test.skip")
+	expr := "^Example"
+	if skip != nil && skip.Value.String() != "" {
+		expr = skip.Value.String() + "|" + expr
+	}
+	if skip == nil || skip.Value.Set(expr) != nil {
+		fmt.Fprintf(os.Stderr, "corotest: cannot skip the examples, which need corosync: %v\n", why)
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "corotest: examples skipped, no private corosync: %v\n", why)
+	return true
 }
 
 // InNamespace reports whether this process runs in the private namespaces

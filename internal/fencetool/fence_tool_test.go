@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The stubs: a two-node cluster (n1, this node, id 1; n2, id 2). Files in
@@ -170,14 +172,48 @@ func TestCorosyncDown(t *testing.T) {
 // with leading zeros.
 func TestOptionValues(t *testing.T) {
 	f := newFenceTool(t)
-	for _, args := range [][]string{{"-a"}, {"-r", "x", "status"}, {"-r", "0", "status"}, {"--agent-timeout", "0", "status"}, {"-d", "1.5", "status"}, {"-r", "99999999999", "status"}} {
-		if out, code := f.run(args...); code != 2 {
-			t.Errorf("%q: exit %d, want 2:\n%s", args, code, out)
+	for _, args := range [][]string{{"-a"}, {"-r", "x", "status"}, {"-r", "0", "status"}, {"--agent-timeout", "0", "status"}, {"-d", "1.5", "status"}, {"-r", "99999999999", "status"},
+		// An empty --opt= is no value either, not the default.
+		{"--agent=", "join"}, {"-a", "agent {name}", "--socket=", "join"}, {"-a", "agent {name}", "--log=", "join"}, {"--retries=", "status"}} {
+		if out, code := f.run(args...); code != 2 || f.file("agent.log") != "" {
+			t.Errorf("%q: exit %d, agent ran %q; want exit 2 and no fencing:\n%s", args, code, f.file("agent.log"), out)
 		}
 	}
 	if out, code := f.run("-r", "08", "--agent-timeout", "010", "-a", "agent {name}", "join"); code != 0 || !strings.Contains(out, "attempt 1 of 8") {
 		t.Errorf("-r 08: exit %d:\n%s", code, out)
 	}
+}
+
+// A join killed by SIGTERM (systemd's start timeout, say) while its agent
+// runs leaves a "join failed" record that says so, not "exit 0".
+func TestJoinKilledLeavesRecord(t *testing.T) {
+	f := newFenceTool(t)
+	f.write("bin/slow", "#!/bin/bash\ntouch \"$STUB/slow.started\"\nsleep 10\n")
+	os.Chmod(filepath.Join(f.stub, "bin/slow"), 0o755)
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command(filepath.Join(filepath.Dir(file), "../../scripts/fence_tool"), "-c", "/dev/null", "-d", "0", "-a", "slow {name}", "join")
+	cmd.Env = append(os.Environ(), "PATH="+f.path, "STUB="+f.stub, "FENCE_TOOL_STATE_DIR="+filepath.Join(f.stub, "state"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for !fileExists(filepath.Join(f.stub, "slow.started")) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if rec := f.file("state/domain"); !strings.HasPrefix(rec, "join failed") || !strings.Contains(rec, "(interrupted)") {
+		t.Errorf("record after SIGTERM: %q, want a failed join, interrupted", rec)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // A config file that cannot be read or holds a bad line is a usage error
@@ -186,12 +222,15 @@ func TestOptionValues(t *testing.T) {
 func TestConfigFile(t *testing.T) {
 	f := newFenceTool(t)
 	conf := filepath.Join(f.stub, "fence_tool.conf")
+	// Each bad config names an agent, so that only its one fault can be
+	// what stops it.
 	for _, bad := range []string{
-		"agent {name}\n",                  // not key = value
-		"agnet = agent {name}\n",          // unknown key
-		"retries = three\n",               // not a number
-		"require_quorum = maybe\n",        // not a boolean
-		"agent = agent {name}\nretries=0", // last line without a newline
+		"agent = agent {name}\nretries 2\n",              // not key = value
+		"agent = agent {name}\nagnet = agent {name}\n",   // unknown key
+		"agent = agent {name}\nretries = three\n",        // not a number
+		"agent = agent {name}\nrequire_quorum = maybe\n", // not a boolean
+		"agent = agent {name}\nrequire_quorum =\n",       // no value (groupd.conf rejects it too)
+		"agent = agent {name}\nretries=0",                // last line without a newline
 	} {
 		f.write("fence_tool.conf", bad)
 		out, code := f.run("-c", conf, "join")
@@ -212,7 +251,9 @@ func TestConfigFile(t *testing.T) {
 		}
 	}
 
-	f.write("fence_tool.conf", "# fencing\n  agent = agent {name} from-config\nretries=2\nrequire_quorum = Yes\n")
+	// Blanks at the end of a line and CRLF line ends are not part of the
+	// values.
+	f.write("fence_tool.conf", "# fencing\r\n  agent = agent {name} from-config \t\r\nretries=2  \r\nrequire_quorum = Yes\r\n")
 	os.Chmod(conf, 0o644)
 	out, code := f.run("-c", conf, "-r", "4", "join")
 	if code != 0 || f.file("agent.log") != "n2|from-config|\n" || !strings.Contains(out, "attempt 1 of 4") {

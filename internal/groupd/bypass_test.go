@@ -343,6 +343,85 @@ func TestDistrustedRunIsNotVouchedFor(t *testing.T) {
 	}
 }
 
+// A daemon that has just joined cannot tell about any node until every
+// member that was in the group before it has announced itself: any of
+// them may distrust a run (it saw it merge back) and says so only in its
+// hello. Here node 3's hello comes first; node 2's, which would name node
+// 3's run if node 2 distrusted it, comes later, or node 2 goes without one.
+func TestWaitsForEarlierMembersHellos(t *testing.T) {
+	for _, twoLeaves := range []bool{false, true} {
+		t.Run(map[bool]string{false: "node 2 announces itself", true: "node 2 leaves"}[twoLeaves], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.nodes(1, 2, 3)
+			h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 3, PID: pidOf(3)}}
+			h.join(us, ourPID)
+			h.sayHello(us, ourPID)
+			h.sayHello(3, pidOf(3))
+			for _, id := range []uint32{us, 3} {
+				c := h.snap().BypassDetail(id)
+				if c.Allowed || c.Known || !strings.Contains(c.Reason, "waits for the hellos of 1 member") {
+					t.Errorf("node %d before node 2's hello: %+v, want could not tell", id, c)
+				}
+			}
+			if twoLeaves {
+				h.leave(2, pidOf(2), ReasonLeave)
+			} else {
+				h.sayHello(2, pidOf(2))
+				if ok, why := h.snap().Bypass(2); !ok {
+					t.Errorf("node 2 refused: %s", why)
+				}
+			}
+			for _, id := range []uint32{us, 3} {
+				if ok, why := h.snap().Bypass(id); !ok {
+					t.Errorf("node %d refused once node 2 spoke or left: %s", id, why)
+				}
+			}
+			// Members that join after us are not waited for.
+			h.join(4, pidOf(4))
+			if ok, why := h.snap().Bypass(3); !ok {
+				t.Errorf("node 3 refused while a later member has not spoken: %s", why)
+			}
+		})
+	}
+}
+
+// A member that was in the group before us and never announces itself (a
+// process that is no groupd, say) is waited for helloWait, not for ever:
+// then the daemon answers again, and says in its log that it does so
+// without that member's view.
+func TestSilentEarlierMemberGivenUp(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 3)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 3, PID: pidOf(3)}}
+	h.join(us, ourPID)
+	joined := h.clock.Now()
+	h.sayHello(us, ourPID)
+	h.sayHello(3, pidOf(3))
+	if at, ok := h.m.HelloDeadline(); !ok || !at.Equal(joined.Add(helloWait)) {
+		t.Fatalf("HelloDeadline = %v, %v; want %v", at, ok, joined.Add(helloWait))
+	}
+	h.clock.advance(helloWait - time.Second)
+	h.m.Handle(HelloWaitOver{}) // early: changes nothing
+	if c := h.snap().BypassDetail(3); c.Known {
+		t.Errorf("node 3 before the wait is over: %+v, want could not tell", c)
+	}
+	h.clock.advance(time.Second)
+	h.m.Handle(HelloWaitOver{})
+	if ok, why := h.snap().Bypass(3); !ok {
+		t.Errorf("node 3 refused once the wait for node 2 is over: %s", why)
+	}
+	if _, ok := h.m.HelloDeadline(); ok {
+		t.Error("still a hello deadline once nobody is waited for")
+	}
+	warned := false
+	for _, n := range h.notices {
+		warned = warned || (n.Kind == "hello-missing" && n.NodeID == 2)
+	}
+	if !warned {
+		t.Error("no warning that node 2 was given up on")
+	}
+}
+
 // A distrusted run that leaves and joins again is a new run: a hello from
 // it counts, and distrust of the old run does not carry over.
 func TestDistrustEndsWithTheRun(t *testing.T) {

@@ -167,10 +167,32 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 			close(w.ch)
 		}
 	}()
+	// The wait for the hellos of the members that were in the group
+	// before us ends on a timer (Machine.HelloDeadline).
+	var helloTimer *time.Timer
+	var helloDeadline time.Time
+	defer func() {
+		if helloTimer != nil {
+			helloTimer.Stop()
+		}
+	}()
 	for {
+		var helloC <-chan time.Time
+		if at, ok := d.m.HelloDeadline(); ok {
+			if helloTimer == nil || !at.Equal(helloDeadline) {
+				if helloTimer != nil {
+					helloTimer.Stop()
+				}
+				helloTimer, helloDeadline = time.NewTimer(at.Sub(d.m.cfg.Clock.Now())), at
+			}
+			helloC = helloTimer.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-helloC:
+			helloTimer = nil
+			d.m.Handle(HelloWaitOver{})
 		case ev, ok := <-events:
 			if !ok {
 				return ErrInputClosed

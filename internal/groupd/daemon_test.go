@@ -20,9 +20,15 @@ func newTestDaemon(t *testing.T, k *fakeKiller, hs *fakeHello) (*Daemon, chan Ev
 // A test that takes Run's result from done puts it back for the cleanup.
 func newTestDaemonLog(t *testing.T, k *fakeKiller, hs *fakeHello, log Logger) (*Daemon, chan Event, context.CancelFunc, chan error) {
 	t.Helper()
+	return newTestDaemonClock(t, k, hs, log, &fakeClock{now: t0})
+}
+
+// newTestDaemonClock is newTestDaemonLog with the daemon's clock given.
+func newTestDaemonClock(t *testing.T, k *fakeKiller, hs *fakeHello, log Logger, clock Clock) (*Daemon, chan Event, context.CancelFunc, chan error) {
+	t.Helper()
 	d, err := NewDaemon(Config{
 		OurNodeID: us, OurPID: ourPID, Start: t0,
-		Kill: k, Hello: hs, Clock: &fakeClock{now: t0}, Log: log,
+		Kill: k, Hello: hs, Clock: clock, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +205,26 @@ func TestDaemonStops(t *testing.T) {
 	if d.Snapshot() == nil {
 		t.Error("no snapshot after stop")
 	}
+}
+
+// Run ends the wait for a silent member that was in the group before us
+// on its own timer: with no other input, the daemon answers again once
+// helloWait is over.
+func TestDaemonEndsHelloWait(t *testing.T) {
+	old := helloWait
+	helloWait = 50 * time.Millisecond
+	t.Cleanup(func() { helloWait = old }) // after the daemon has stopped
+	clock := &fakeClock{now: t0}
+	d, events, _, _ := newTestDaemonClock(t, &fakeKiller{}, &fakeHello{}, testLog{t}, clock)
+	events <- NodeChange{Ring: RingID{1, 1}, Members: []uint32{1, 2}, Quorate: true}
+	events <- GroupConfChg{Members: []Member{{NodeID: 2, PID: 2000}, {NodeID: 1, PID: ourPID}}, Joined: []Member{{NodeID: 1, PID: ourPID, Reason: ReasonJoin}}}
+	events <- GroupMessage{NodeID: 1, PID: ourPID, Data: Hello{Version: HelloVersion, NodeID: 1, Start: t0}.Marshal()}
+	waitFor(t, "our hello", func() bool { return d.Snapshot().BypassDetail(1).Hello })
+	if c := d.Snapshot().BypassDetail(1); c.Known {
+		t.Fatalf("node 1 with node 2's hello awaited: %+v, want could not tell", c)
+	}
+	clock.advance(helloWait)
+	waitFor(t, "the end of the wait for node 2's hello", func() bool { return d.Snapshot().BypassDetail(1).Allowed })
 }
 
 func TestSystemClockMonotonic(t *testing.T) {

@@ -110,10 +110,17 @@ const (
 // need not be sent: the machine sets it when a confchg lists our process.
 type SetPhase struct{ Phase Phase }
 
-func (GroupConfChg) event() {}
-func (GroupMessage) event() {}
-func (NodeChange) event()   {}
-func (SetPhase) event()     {}
+// HelloWaitOver tells the machine that the time given to the members that
+// were in the group before us to announce themselves has run out (see
+// Machine.HelloDeadline). Daemon.Run sends it; a machine driven directly
+// is sent it by its driver.
+type HelloWaitOver struct{}
+
+func (GroupConfChg) event()  {}
+func (GroupMessage) event()  {}
+func (NodeChange) event()    {}
+func (SetPhase) event()      {}
+func (HelloWaitOver) event() {}
 
 // Killer removes a node from the cluster (cman kill), so that fencing
 // treats it as failed. reason is a sentence for the log of the killed node.

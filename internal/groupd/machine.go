@@ -138,6 +138,10 @@ type member struct {
 	stale bool
 	// staleStart is the start time of a stale run's hello, once heard.
 	staleStart time.Time
+	// awaited: it was in the group when we joined and we have not heard
+	// its hello yet. Its daemon may distrust runs we take for clean (it
+	// saw them merge back; we did not), and says so only in its hello.
+	awaited bool
 }
 
 // markStale stops counting the member's hellos until it leaves the group,
@@ -249,6 +253,8 @@ func (m *Machine) Handle(ev Event) {
 		m.message(ev)
 	case NodeChange:
 		m.nodeChange(ev)
+	case HelloWaitOver:
+		m.helloWaitOver()
 	case SetPhase:
 		if ev.Phase != m.phase {
 			m.notice("info", "phase", 0, "daemon phase %s -> %s", m.phase, ev.Phase)
@@ -352,6 +358,9 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	}
 	switch {
 	case m.joined && !wasJoined:
+		for _, mb := range m.members {
+			mb.awaited = !m.isUs(mb.memberKey) && mb.reason == 0
+		}
 		m.phase = PhaseJoined
 		m.notice("info", "joined", m.cfg.OurNodeID, "we joined the groupd group as %s pid %d", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
 	case !m.joined && wasJoined && m.phase == PhaseLeaving:
@@ -363,6 +372,37 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	// a member that missed our hello cannot bypass fencing us.
 	if m.joined && len(ev.Joined) > 0 {
 		m.sendHello()
+	}
+}
+
+// helloWait is how long a daemon that joined waits for the hello of each
+// member that was in the group before it. Hellos come within milliseconds
+// of the join; one held up by corosync's flow control takes seconds. A
+// member silent for longer (a process in the group that is no groupd, or
+// a daemon that cannot send) is given up on, with a warning, so that it
+// cannot keep every later daemon from answering. A variable for tests.
+var helloWait = 30 * time.Second
+
+// HelloDeadline returns when the wait for the hello of a member that was
+// in the group before us ends first, if we wait for any.
+func (m *Machine) HelloDeadline() (time.Time, bool) {
+	var first time.Time
+	for _, mb := range m.members {
+		if at := mb.since.Add(helloWait); mb.awaited && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// helloWaitOver stops waiting for the members whose helloWait is over.
+func (m *Machine) helloWaitOver() {
+	now := m.cfg.Clock.Now()
+	for _, mb := range m.members {
+		if mb.awaited && !now.Before(mb.since.Add(helloWait)) {
+			mb.awaited = false
+			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d was in the groupd group before we joined and has not announced itself in %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
+		}
 	}
 }
 
@@ -664,6 +704,7 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	mb.awaited = false // heard, whether or not its hello counts
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked. Its view of the partition is the suspect one:
@@ -731,19 +772,23 @@ func (m *Machine) closeRejoined() {
 // pending as whether the node has a pending recovery set.
 func (m *Machine) bypass(id uint32, pending bool) BypassCheck {
 	var ms []GroupMember
+	awaiting := 0
 	for _, mb := range m.members {
 		if mb.nodeID == id {
 			ms = append(ms, m.groupMemberOf(mb))
 		}
+		if mb.awaited {
+			awaiting++
+		}
 	}
 	return bypassRule(id, bypassView{
 		phase: m.phase, clusterKnown: m.clusterKnown, joined: m.joined,
-		clusterMember: m.cluster[id], members: ms, pending: pending,
+		clusterMember: m.cluster[id], members: ms, pending: pending, awaiting: awaiting,
 	})
 }
 
 func (m *Machine) groupMemberOf(mb *member) GroupMember {
-	gm := GroupMember{NodeID: mb.nodeID, PID: mb.pid, Name: m.name(mb.nodeID), Since: mb.since, JoinReason: mb.reason, StaleHello: mb.stale}
+	gm := GroupMember{NodeID: mb.nodeID, PID: mb.pid, Name: m.name(mb.nodeID), Since: mb.since, JoinReason: mb.reason, StaleHello: mb.stale, Awaited: mb.awaited}
 	if mb.hello != nil {
 		gm.Hello = true
 		gm.HelloVersion = mb.hello.Version

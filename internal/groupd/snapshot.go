@@ -49,6 +49,9 @@ type GroupMember struct {
 	// joins again: it merged back after a partition, it is the run that
 	// failed earlier, or its node left the cluster while it was listed.
 	StaleHello bool
+	// Awaited: it was in the group when we joined, and we have not heard
+	// its hello yet, which may name runs its daemon distrusts.
+	Awaited bool
 }
 
 // BypassCheck is the bypass rule worked out for one node.
@@ -90,6 +93,9 @@ func (s *Snapshot) BypassDetail(nodeID uint32) BypassCheck {
 		if m.NodeID == nodeID {
 			v.members = append(v.members, m)
 		}
+		if m.Awaited {
+			v.awaiting++
+		}
 	}
 	for _, r := range s.Recovery {
 		if r.NodeID == nodeID && r.State.Pending() {
@@ -106,6 +112,10 @@ type bypassView struct {
 	clusterKnown, joined, clusterMember bool
 	members                             []GroupMember // the node's processes in the group
 	pending                             bool          // it has a pending recovery set
+	// awaiting counts the members that were in the group when we joined
+	// and whose hello we have not heard: until we have, any member may be
+	// distrusted by one of them without our knowing.
+	awaiting int
 }
 
 // bypassRule is the bypass rule: the one place it is written down, used
@@ -120,7 +130,7 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 		c.Merged = c.Merged || (m.JoinReason == ReasonNodeUp && m.StaleHello)
 		stale = stale || m.StaleHello
 	}
-	c.Known = v.phase != PhaseStopped && v.clusterKnown && v.joined
+	c.Known = v.phase != PhaseStopped && v.clusterKnown && v.joined && v.awaiting == 0
 	who := fmt.Sprintf("node %d", nodeID)
 	switch {
 	case nodeID == 0:
@@ -132,6 +142,8 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 		c.Reason = who + " must be fenced: this daemon has no cluster membership yet, so it cannot tell"
 	case !v.joined:
 		c.Reason = who + " must be fenced: this daemon is not in the groupd group, so it cannot tell"
+	case v.awaiting > 0:
+		c.Reason = fmt.Sprintf("%s must be fenced: this daemon joined the groupd group recently and waits for the hellos of %d member(s) that were in it before, which say what runs their daemons distrust, so it cannot tell yet", who, v.awaiting)
 	case !c.ClusterMember:
 		c.Reason = who + " must be fenced: it is not a cluster member"
 	case !c.GroupMember:

@@ -168,6 +168,10 @@ type Result struct {
 	Duration  time.Duration
 }
 
+// waitDelay is how long Run waits, once the command has exited, for what
+// it started to let go of its output. A variable for tests.
+var waitDelay = 5 * time.Second
+
 // Run runs the command for our node and waits for it. ctx bounds the run;
 // when it ends the command is killed. A non-nil error means fencing cannot
 // be assumed to have happened: not found, did not start, non-zero exit,
@@ -202,9 +206,14 @@ func Run(ctx context.Context, t Template, name string, nodeid uint32) (Result, e
 		return os.ErrProcessDone // it ended just as the deadline came
 	}
 	// A grandchild that keeps our pipes open must not hold us forever.
-	cmd.WaitDelay = 5 * time.Second
+	cmd.WaitDelay = waitDelay
 	start := time.Now()
 	err = cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// It exited 0; what it left holding our pipes (a helper that
+		// daemonized) does not make the fence a failure, nor is it killed.
+		err = nil
+	}
 	if err != nil && cmd.Process != nil {
 		// Failed, for whatever reason: whatever it left running in its
 		// group (an agent behind a wrapper that gave up) must not act

@@ -218,6 +218,24 @@ func TestRunFailureKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// A command that exits 0 while a helper it started keeps its output open
+// (a daemonizing agent) fenced all the same: success, and the helper is
+// left alone.
+func TestRunSuccessWithHelperHoldingOutput(t *testing.T) {
+	old := waitDelay
+	waitDelay = 200 * time.Millisecond
+	defer func() { waitDelay = old }()
+	tpl, dir := script(t, `(sleep 1; touch "$(dirname "$0")/late") & echo fenced; exit 0`)
+	res, err := Run(context.Background(), tpl, "node1", 1)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v; want success", res, err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "late")); err != nil {
+		t.Error("the helper of a successful fence command was killed")
+	}
+}
+
 func TestRunTimeout(t *testing.T) {
 	tpl, _ := script(t, "exec sleep 30")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
