@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/groupd-go/groupd/cpg"
+	"github.com/groupd-go/groupd/cs"
 	"github.com/groupd-go/groupd/internal/corotest"
 )
 
@@ -36,6 +37,7 @@ const (
 	childEnv   = "CPG_TEST_CHILD"
 	childGroup = "CPG_TEST_GROUP"
 	childCount = "CPG_TEST_COUNT"
+	childChurn = "CPG_TEST_CHURN"
 )
 
 // childMain is another process in the test group (corosync tells members
@@ -48,6 +50,9 @@ const (
 // ends the process.
 func childMain() int {
 	ctx := context.Background()
+	if os.Getenv(childChurn) != "" {
+		return churnMain(ctx, os.Getenv(childGroup))
+	}
 	h, err := cpg.New()
 	if err != nil {
 		fmt.Println("error", err)
@@ -495,19 +500,28 @@ func TestMulticastOutsideGroup(t *testing.T) {
 // of a 3 MiB message succeeds, and each message arrives once, intact and
 // in order.
 func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
-	ctx, h := joinedHandle(t)
-	group, _ := h.Group()
+	corotest.Start(t)
+	// The test ends on events, not on time: it sends at least minCount
+	// messages, and on until the group has changed minChanges times and
+	// minResends messages had to be sent again. The
+	// deadline only catches a hang, and is generous because a loaded
+	// machine running -race moves 3 MiB messages slowly.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := newHandle(t)
+	group := corotest.GroupName(t)
+	if err := h.Join(ctx, group); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	churned := make(chan error, 1)
 	go func() { churned <- churn(ctx, group, stop) }()
-	const size, minChanges, maxCount = 3 << 20, 20, 500
+	const size, minCount, minChanges, minResends, maxCount = 3 << 20, 50, 20, 5, 5000
 	msg := func(i int) []byte {
 		b := bytes.Repeat([]byte{byte(i)}, size)
 		binary.BigEndian.PutUint32(b, uint32(i))
 		return b
 	}
-	// Send until the group has changed minChanges times and at least one
-	// message had to be sent again.
 	var sent atomic.Int64
 	var changes atomic.Int64
 	senderDone := make(chan error, 1)
@@ -518,14 +532,15 @@ func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
 				return
 			}
 			sent.Add(1)
-			if changes.Load() >= minChanges && cpg.Interrupted(h) > 0 {
+			if i+1 >= minCount && changes.Load() >= minChanges && cpg.Interrupted(h) >= minResends {
 				break
 			}
 		}
 		senderDone <- nil
 	}()
 	got := 0
-	for done := false; !done || int64(got) < sent.Load(); {
+	sending := true
+	for sending || int64(got) < sent.Load() {
 		select {
 		case ev := <-h.Events():
 			switch e := ev.(type) {
@@ -543,11 +558,11 @@ func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done = true
+			sending = false
 		case err := <-churned: // it ends only when stopped, or failing
-			t.Fatalf("the processes joining the group: %v", err)
+			t.Fatalf("the handles joining the group: %v", err)
 		case <-ctx.Done():
-			t.Fatalf("%d of %d messages back", got, sent.Load())
+			t.Fatalf("%d of %d sent messages back (sender finished: %t)", got, sent.Load(), !sending)
 		}
 	}
 	close(stop)
@@ -555,38 +570,92 @@ func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d messages, %d membership changes, %d resends", got, changes.Load(), cpg.Interrupted(h))
-	if changes.Load() < minChanges || cpg.Interrupted(h) == 0 {
-		t.Errorf("%d membership changes and %d resends while %d messages went out: the test did not exercise an interrupted message", changes.Load(), cpg.Interrupted(h), got)
+	if changes.Load() < minChanges || cpg.Interrupted(h) < minResends {
+		t.Errorf("%d membership changes and %d resends while %d messages went out: the test did not exercise interrupted messages enough", changes.Load(), cpg.Interrupted(h), got)
 	}
 }
 
-// churn starts child processes that join group and exit, one after the
-// other, until stop is closed.
+// churn runs a child process that joins group and leaves it again and
+// again (churnMain) until stop is closed.
 func churn(ctx context.Context, group string, stop <-chan struct{}) error {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", childGroup+"="+group, childChurn+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-stop:
+		stdin.Close()
+		if err := <-exited; err != nil || out.String() != "" {
+			return fmt.Errorf("child: %q, %v", out.String(), err)
+		}
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("child ended early: %q, %v", out.String(), err)
+	}
+}
+
+// churnMain, in a child process, has a new handle join the group, waits
+// for the join to be delivered and closes the handle (a procdown), over
+// and over until stdin ends. A new handle each time: corosync lets a
+// connection join once. It prints only errors.
+func churnMain(ctx context.Context, group string) int {
+	done := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(done)
+	}()
 	for {
 		select {
-		case <-stop:
-			return nil
-		default:
+		case <-done:
+			return 0
+		case <-time.After(20 * time.Millisecond): // let some fragments through between changes
 		}
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=1", childGroup+"="+group)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
+		if err := joinAndClose(ctx, group); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+	}
+}
+
+func joinAndClose(ctx context.Context, group string) error {
+	h, err := cpg.New()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	// The previous handle's procdown may not have gone round yet; until
+	// it has, corosync still counts this process in the group.
+	for tries := 0; ; tries++ {
+		err := h.Join(ctx, group)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, cs.ErrExist) || tries == 100 {
 			return err
 		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		stdin.Close() // the child exits: a procdown
-		if err := cmd.Wait(); err != nil || line != "joined\n" {
-			return fmt.Errorf("child: %q, %v", line, err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				return fmt.Errorf("stream closed before the join: %w", h.Err())
+			}
+			if c, ok := ev.(*cpg.ConfChg); ok && slices.ContainsFunc(c.Joined, func(a cpg.Address) bool { return a.PID == uint32(os.Getpid()) }) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
