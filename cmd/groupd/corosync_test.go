@@ -725,8 +725,8 @@ func TestCorosyncGoneExitsQuickly(t *testing.T) {
 	if code != exitFailed {
 		t.Errorf("exit status %d after corosync died, want %d", code, exitFailed)
 	}
-	if !strings.Contains(d.log.String(), "lost corosync") {
-		t.Errorf("no clear log line about losing corosync")
+	if !strings.Contains(d.log.String(), "lost corosync") || !strings.Contains(d.log.String(), "must be fenced before it rejoins") {
+		t.Errorf("no clear log line about losing corosync, and that the node must be fenced:\n%s", d.log.String())
 	}
 	if _, err := os.Stat(d.socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("query socket still there after the daemon exited: %v", err)
@@ -787,6 +787,28 @@ func TestResidualStayPolicy(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d.wait(5 * time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// Corosync dying under a daemon that never joined the group (here it
+// stays out for residual state) ends it with status 1, and the log does
+// not speak as if other members had counted on us.
+func TestCorosyncGoneBeforeJoin(t *testing.T) {
+	node := corotest.Start(t)
+	notifyEnv, notified := notifySocket(t)
+	d := startDaemon(t, daemonOpts{
+		sysfs: map[string]string{"sys/kernel/dlm/gfs0": ""},
+		args:  []string{"--residual-policy", "stay"},
+		env:   []string{notifyEnv},
+	})
+	eventually(t, 10*time.Second, "groupd reports READY=1", func() bool { return hasPrefixIn(notified(), "READY=1") })
+	node.Kill()
+	if code := d.wait(5 * time.Second); code != exitFailed {
+		t.Errorf("exit status %d after corosync died, want %d", code, exitFailed)
+	}
+	log := d.log.String()
+	if !strings.Contains(log, "lost corosync before joining") || strings.Contains(log, "must be fenced before it rejoins") {
+		t.Errorf("log after losing corosync outside the group:\n%s", log)
 	}
 }
 

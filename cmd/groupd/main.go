@@ -156,6 +156,9 @@ type daemon struct {
 	// selfKilled: we asked corosync to remove our own node, so its going
 	// away is expected.
 	selfKilled atomic.Bool
+	// joining: the join of the groupd group has begun, so other members
+	// may have counted on our membership.
+	joining atomic.Bool
 	// fencing: the self-fence is under way, to end by fenceDeadline (unix
 	// nanoseconds); read by the signal handler.
 	fencing       atomic.Bool
@@ -256,9 +259,13 @@ func (d *daemon) run(ctx context.Context) int {
 	lost := func(err error) {
 		lostOnce.Do(func() {
 			srv.Close()
-			if d.selfKilled.Load() {
-				log.Infof("our corosync went away after we removed our node from the cluster: %v", err)
-			} else {
+			switch {
+			case d.selfKilled.Load():
+				// Whether because of our request or not, it was asked for.
+				log.Infof("our corosync went away after we asked it to remove our node from the cluster: %v", err)
+			case !d.joining.Load():
+				log.Errorf("lost corosync before joining the %q group: %v; groupd exits", o.group, err)
+			default:
 				log.Errorf("lost corosync: %v; exiting so that no stale membership is served; %s must be fenced before it rejoins", err, d.who())
 			}
 			lostCh <- err
@@ -347,6 +354,7 @@ func (d *daemon) run(ctx context.Context) int {
 	}
 	ad.setPhase(ctx, groupd.PhaseJoining)
 	log.Infof("joining the process group %q", o.group)
+	d.joining.Store(true)
 	if err := h.Join(ctx, o.group); err != nil {
 		if ctx.Err() != nil {
 			log.Infof("stopped before joining the groupd group; exiting")
