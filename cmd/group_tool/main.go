@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	t := &tool{socket: defaultSocket, timeout: 10 * time.Second, stdout: stdout, stderr: stderr}
 	global := flag.NewFlagSet("group_tool", flag.ContinueOnError)
 	global.SetOutput(stderr)
-	global.Usage = func() { usage(stderr) }
+	global.Usage = func() {} // printed below: to stdout when help was asked for
 	t.commonFlags(global)
 	// A help request is a success only when no question is asked: a
 	// script reads bypass's 0 as "skip fencing", ready's as "start dlm".
@@ -158,8 +158,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	t.json = slices.ContainsFunc(args, isJSONFlag)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) && question == "" {
+			usage(stdout)
 			return exitOK
 		}
+		usage(stderr)
 		if question != "" {
 			t.couldNotTell(question, usageOf(question))
 		}
@@ -192,25 +194,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if name == "ready" {
 		fs.DurationVar(&t.wait, "wait", 0, "keep asking for up to this long while the answer is not yes (0: ask once)")
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: group_tool %s [--json] %s\n  %s\n", name, c.args, c.help)
+	fs.Usage = func() {} // printed below, as for the global flags
+	cmdUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: group_tool %s [--json] %s\n  %s\n", name, c.args, c.help)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	if err := fs.Parse(global.Args()[1:]); err != nil {
 		if answering(name) {
+			cmdUsage(stderr)
 			t.couldNotTell(name, usageOf(name))
 			return exitUnknown
 		}
 		if errors.Is(err, flag.ErrHelp) {
+			cmdUsage(stdout)
 			return exitOK
 		}
+		cmdUsage(stderr)
 		return exitUnknown
 	}
 	if fs.NArg() != c.nargs {
 		if answering(name) {
 			t.couldNotTell(name, usageOf(name))
 		}
-		fs.Usage()
+		cmdUsage(stderr)
 		return exitUnknown
 	}
 	if t.wait < 0 {

@@ -404,10 +404,11 @@ func TestUsage(t *testing.T) {
 			t.Errorf("--timeout %s: exit %d, %q", d, code, errOut)
 		}
 	}
-	// Outside bypass, asking for help is a success.
-	for _, args := range [][]string{{"--help"}, {"help"}, {"ls", "--help"}} {
-		if _, _, code := runTool(t, args...); code != 0 {
-			t.Errorf("%v: exit %d, want 0", args, code)
+	// Outside bypass, asking for help is a success, and the usage goes
+	// to stdout (group_tool --help | less).
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"ls", "--help"}} {
+		if out, errOut, code := runTool(t, args...); code != 0 || !strings.Contains(out, "Usage: group_tool") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout only", args, code, out, errOut)
 		}
 	}
 }

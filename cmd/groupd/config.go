@@ -194,7 +194,9 @@ func applyConfig(fl *flag.FlagSet, r io.Reader, name string, set map[string]bool
 		}
 		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 		f := fl.Lookup(key)
-		if f == nil || key == "config" {
+		// The hidden flags are not settings: a "group = adm" meant for
+		// socket-group would put the node in a process group of its own.
+		if f == nil || key == "config" || hiddenFlags[key] {
 			return fmt.Errorf("%s:%d: unknown setting %q (settings are named like groupd's options, without the dashes)", name, n, key)
 		}
 		if prev, dup := seen[key]; dup {

@@ -101,6 +101,8 @@ func TestOptionsErrors(t *testing.T) {
 		{"unknown key", "sockets = /x\n", nil, ":1: unknown setting \"sockets\""},
 		{"no equals", "\n\nsocket /x\n", nil, ":3: want `key = value`"},
 		{"config in config", "config = /etc/other\n", nil, "unknown setting \"config\""},
+		{"test-only group in config", "group = adm\n", nil, "unknown setting \"group\""},
+		{"test-only lock file in config", "lock-file = /tmp/l\n", nil, "unknown setting \"lock-file\""},
 		{"bad bool", "syslog = maybe\n", nil, "not a boolean"},
 		{"bad policy", "residual-policy = reboot\n", nil, "residual-policy"},
 		{"bad level", "log-level = loud\n", nil, "log-level"},
@@ -133,6 +135,17 @@ func TestOptionsMissingConfig(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.conf")
 	if _, err := parseOptions([]string{"--config", missing}, &bytes.Buffer{}); err == nil {
 		t.Error("a --config that does not exist must be an error")
+	}
+}
+
+func TestHelpGoesToStdout(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "Usage: groupd") || errOut.Len() > 0 {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout only", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"--no-such-option"}, &out, &errOut); code != exitUsage || out.Len() > 0 || !strings.Contains(errOut.String(), "Usage: groupd") {
+		t.Errorf("a bad option: exit %d, stdout %q, stderr %q; want %d and the usage on stderr", code, out.String(), errOut.String(), exitUsage)
 	}
 }
 

@@ -40,6 +40,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -90,14 +91,18 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	o, err := parseOptions(args, stderr)
+func run(args []string, stdout, stderr io.Writer) int {
+	// The usage goes to stdout when asked for, with parse errors otherwise.
+	var parseOut bytes.Buffer
+	o, err := parseOptions(args, &parseOut)
 	if errors.Is(err, flag.ErrHelp) {
+		stdout.Write(parseOut.Bytes())
 		return 0
 	}
+	stderr.Write(parseOut.Bytes())
 	if err != nil {
 		fmt.Fprintf(stderr, "groupd: %v\n", err)
 		return exitUsage
