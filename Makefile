@@ -22,7 +22,7 @@ DEB_PKGS += gcc-multilib
 VET_386  := 1
 endif
 
-.PHONY: all deps build test vet bench test-cluster demo clean
+.PHONY: all deps go-version build test vet bench test-cluster demo clean
 
 all: build
 
@@ -37,24 +37,35 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-build: deps
+# A clear word instead of go.mod errors when an older go comes first in
+# PATH (Debian 12's golang-go is 1.19). Go 1.21 and later fetch the
+# toolchain go.mod asks for by themselves where they can.
+go-version:
+	@v=$$($(GO) env GOVERSION 2>/dev/null) || { \
+		echo "make: cannot run '$(GO)': install Go 1.26 or later (https://go.dev/dl/, e.g. in /usr/local/go)" >&2; exit 1; }; \
+	case $$v in \
+	go1.2[6-9]*|go1.[3-9][0-9]*|devel*) ;; \
+	*) echo "make: $$(command -v $(GO)) is $$v; groupd needs Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1;; \
+	esac
+
+build: deps go-version
 	mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-vet: deps
+vet: deps go-version
 	$(GO) vet ./...
 	$(if $(VET_386),GOARCH=386 CGO_ENABLED=1 $(GO) vet ./...)
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
 
-bench: deps
+bench: deps go-version
 	./scripts/bench-cpg
 
-test-cluster: deps
+test-cluster: deps go-version
 	./scripts/test-cluster
 
-demo: deps
+demo: deps go-version
 	./scripts/demo
 
 clean:
