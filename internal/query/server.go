@@ -68,7 +68,13 @@ type Config struct {
 	// default 30s. A watch connection waits for events, not requests, and
 	// has no such bound.
 	IdleTimeout time.Duration
-	Log         Logger // nil: no logging
+	// RefusalLogEvery spaces the warnings about refused connections: any
+	// user who may connect can provoke them as fast as it connects, and a
+	// flood would make journald drop the daemon's other lines. One is
+	// logged per interval; the next says how many were left out. Default
+	// 10s.
+	RefusalLogEvery time.Duration
+	Log             Logger // nil: no logging
 }
 
 // Server serves the query protocol on a unix socket.
@@ -88,6 +94,10 @@ type Server struct {
 	wg        sync.WaitGroup
 	mu        sync.Mutex // guards conns only
 	conns     map[net.Conn]bool
+
+	refusedMu      sync.Mutex
+	refusedLogged  time.Time // when the last refusal was logged
+	refusedDropped int       // refusals not logged since
 }
 
 // listener is what Serve needs of a *net.UnixListener; tests wrap one to
@@ -118,6 +128,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.RefusalLogEvery <= 0 {
+		cfg.RefusalLogEvery = 10 * time.Second
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
@@ -259,7 +272,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		// Credentials first: they decide which slots the peer may take.
 		p, err := peerOf(c)
 		if err != nil {
-			s.logf("warn", "query connection refused: cannot read peer credentials: %v", err)
+			s.warnRefused("query connection refused: cannot read peer credentials: %v", err)
 			s.reject(c, "permission denied: cannot read peer credentials")
 			continue
 		}
@@ -268,7 +281,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		case s.sem <- struct{}{}:
 		default:
 			if !s.mayChange(p) {
-				s.logf("warn", "query connection from pid %d uid %d refused: all %d connections are in use", p.pid, p.uid, s.cfg.MaxConns)
+				s.warnRefused("query connection from pid %d uid %d refused: all %d connections are in use", p.pid, p.uid, s.cfg.MaxConns)
 				s.reject(c, msgTooMany)
 				continue
 			}
@@ -276,7 +289,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			case s.reserve <- struct{}{}:
 				slot = s.reserve
 			default:
-				s.logf("warn", "query connection from pid %d uid %d refused: all %d connections and the %d reserved for root are in use", p.pid, p.uid, s.cfg.MaxConns, s.cfg.ReservedConns)
+				s.warnRefused("query connection from pid %d uid %d refused: all %d connections and the %d reserved for root are in use", p.pid, p.uid, s.cfg.MaxConns, s.cfg.ReservedConns)
 				s.reject(c, msgTooMany)
 				continue
 			}
@@ -355,6 +368,26 @@ func (s *Server) logf(level string, format string, args ...any) {
 	}
 }
 
+// warnRefused logs a refused connection, unless one was logged less than
+// RefusalLogEvery ago; then it only counts it.
+func (s *Server) warnRefused(format string, args ...any) {
+	s.refusedMu.Lock()
+	now := time.Now()
+	if !s.refusedLogged.IsZero() && now.Sub(s.refusedLogged) < s.cfg.RefusalLogEvery {
+		s.refusedDropped++
+		s.refusedMu.Unlock()
+		return
+	}
+	dropped := s.refusedDropped
+	s.refusedLogged, s.refusedDropped = now, 0
+	s.refusedMu.Unlock()
+	if dropped > 0 {
+		format += "; %d more refused connections were not logged"
+		args = append(args, dropped)
+	}
+	s.logf("warn", format, args...)
+}
+
 // peer is who is on the other end of a connection.
 type peer struct {
 	pid, uid, gid int
@@ -421,7 +454,7 @@ func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
 	if !s.allowed(p) {
-		s.logf("warn", "query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
+		s.warnRefused("query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
 		s.write(c, errorResponse("", "permission denied: uid %d is not allowed to query groupd", p.uid))
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,7 +84,9 @@ func serve(t *testing.T, cfg Config, h Handler) *Server {
 	if cfg.Path == "" {
 		cfg.Path = filepath.Join(t.TempDir(), "groupd.sock")
 	}
-	cfg.Log = testLog{t}
+	if cfg.Log == nil {
+		cfg.Log = testLog{t}
+	}
 	srv, err := Listen(cfg, h)
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +113,26 @@ type testLog struct{ t testing.TB }
 func (l testLog) Debugf(f string, a ...any) { l.t.Logf("DEBUG "+f, a...) }
 func (l testLog) Infof(f string, a ...any)  { l.t.Logf("INFO  "+f, a...) }
 func (l testLog) Warnf(f string, a ...any)  { l.t.Logf("WARN  "+f, a...) }
+
+// warnLog keeps the warnings, and passes every line on to the test log.
+type warnLog struct {
+	testLog
+	mu    sync.Mutex
+	warns []string
+}
+
+func (l *warnLog) Warnf(f string, a ...any) {
+	l.testLog.Warnf(f, a...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.warns = append(l.warns, fmt.Sprintf(f, a...))
+}
+
+func (l *warnLog) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.warns)
+}
 
 func ctx5s(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -317,6 +340,51 @@ func TestWatchEndedByDaemon(t *testing.T) {
 	var re *RemoteError
 	if err := <-done; !errors.As(err, &re) || !strings.Contains(re.Msg, "ended") {
 		t.Errorf("Watch when the daemon ends the stream = %v", err)
+	}
+}
+
+// A client connecting over and over while every slot is taken gets one
+// warning logged per interval, not one per connection; the next one says
+// how many were left out.
+func TestRefusalsLoggedSparingly(t *testing.T) {
+	log := &warnLog{testLog: testLog{t}}
+	const every = 500 * time.Millisecond
+	srv := serve(t, Config{MaxConns: 1, ReservedConns: 1, RefusalLogEvery: every, Log: log}, newFakeHandler())
+	ctx := ctx5s(t)
+	for range 2 { // every slot
+		c, err := Dial(ctx, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refuse := func() {
+		t.Helper()
+		_, err := call(ctx, srv.Addr(), Request{Op: OpStatus})
+		var re *RemoteError
+		if !errors.As(err, &re) || !strings.Contains(re.Msg, "too many") {
+			t.Fatalf("connection over the limit: %v, want a too-many reply", err)
+		}
+	}
+	start := time.Now()
+	const flood = 30
+	for range flood {
+		refuse()
+	}
+	if time.Since(start) >= every {
+		t.Skipf("%d connections took %v, longer than the log interval: too slow a machine to check", flood, time.Since(start))
+	}
+	if got := log.lines(); len(got) != 1 {
+		t.Fatalf("%d refused connections within %v logged %d warnings, want 1: %q", flood, every, len(got), got)
+	}
+	time.Sleep(every)
+	refuse()
+	got := log.lines()
+	if len(got) != 2 || !strings.Contains(got[1], fmt.Sprintf("%d more refused connections", flood-1)) {
+		t.Errorf("after the interval, warnings %q; want a second one counting the %d left out", got, flood-1)
 	}
 }
 
@@ -606,8 +674,10 @@ func TestAcceptBackoffStopsWithContext(t *testing.T) {
 	fails := fl.fails
 	fl.mu.Unlock()
 	// 5ms doubling to 1s: tries at 0, 5, 15, 35, ... 1275 and 2275ms, 10
-	// in 2.5s; a loop without back-off would make thousands.
-	if fails < 8 || fails > 11 {
+	// in 2.5s; a loop without back-off would make thousands. Timers never
+	// fire early, so 11 is a firm bound; a loaded machine may run late,
+	// so the lower bound only says it keeps trying.
+	if fails < 3 || fails > 11 {
 		t.Errorf("%d accept tries in 2.5s, want about 10 (5ms doubling up to 1s)", fails)
 	}
 	cancel()
