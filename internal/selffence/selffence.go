@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -136,8 +137,8 @@ func (t Template) Expand(name string, nodeid uint32) []string {
 // usesName reports whether an empty node name would reach the command.
 func (t Template) usesName() bool { return strings.Contains(strings.Join(t.args, " "), "{name}") }
 
-// Check verifies the program exists, so a daemon can refuse to start with a
-// missing command long before it has to fence itself.
+// Check verifies the program exists and may be run, so that a daemon can
+// warn about a missing command long before it has to fence itself.
 func (t Template) Check() error {
 	if len(t.args) == 0 {
 		return fmt.Errorf("self-fence command is empty")
@@ -151,6 +152,14 @@ func lookPath(prog string) (string, error) {
 	if err != nil {
 		if strings.Contains(prog, "/") {
 			return "", fmt.Errorf("%w: %s: %v", ErrNotFound, prog, err)
+		}
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			if dir == "" {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(dir, prog)); err == nil && fi.Mode().IsRegular() {
+				return "", fmt.Errorf("%w: %s is in PATH but cannot be run (mode %v); make it executable or configure another command", ErrNotFound, filepath.Join(dir, prog), fi.Mode().Perm())
+			}
 		}
 		return "", fmt.Errorf("%w: %q is not in PATH (%s); install it or configure another command", ErrNotFound, prog, os.Getenv("PATH"))
 	}

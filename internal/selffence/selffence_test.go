@@ -149,6 +149,24 @@ func TestRunMissingCommand(t *testing.T) {
 	}
 }
 
+// A program in PATH without the execute bit is named as such, not as
+// missing: the operator looking for it would find it there.
+func TestCheckNotExecutable(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fence_plain"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	tpl, err := ParseTemplate("fence_plain {name}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tpl.Check()
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "cannot be run") || !strings.Contains(err.Error(), filepath.Join(dir, "fence_plain")) {
+		t.Errorf("Check of a program without the execute bit = %v", err)
+	}
+}
+
 func TestRunNeedsName(t *testing.T) {
 	tpl, _ := script(t, "exit 0")
 	if _, err := Run(context.Background(), tpl, "", 7); err == nil || !strings.Contains(err.Error(), "node name") {
