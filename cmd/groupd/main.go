@@ -125,7 +125,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		s := <-sigs
-		if d.fencing.Load() {
+		// Under stopMu, so that the self-fence either sees this stop
+		// before it begins or is seen here as begun.
+		d.stopMu.Lock()
+		fencing := d.fencing.Load()
+		cancel()
+		d.stopMu.Unlock()
+		if fencing {
 			log.Warnf("received %s while %s is fencing itself: the self-fence command runs to the end; send it again to abandon the fence and exit at once", s, d.who())
 			// Under systemd, stopping now has TimeoutStopSec, after
 			// which the whole unit, fence command included, is killed.
@@ -133,7 +139,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
 		}
-		cancel()
 		s = <-sigs
 		if d.fencing.Load() {
 			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for (outside systemd it may still be running and act), so other nodes must make sure %s is fenced", s, d.who(), d.who())
@@ -165,7 +170,10 @@ type daemon struct {
 	// may have counted on our membership.
 	joining atomic.Bool
 	// fencing: the self-fence is under way, to end by fenceDeadline (unix
-	// nanoseconds); read by the signal handler.
+	// nanoseconds); read by the signal handler. stopMu makes the handler's
+	// look at it and its cancel one step, and the self-fence's check for
+	// a stop and setting it another.
+	stopMu        sync.Mutex
 	fencing       atomic.Bool
 	fenceDeadline atomic.Int64
 }
@@ -566,9 +574,12 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	defer cancel()
 	d.extendTimeout(o.fenceTimeout + time.Minute)
 	d.fenceDeadline.Store(time.Now().Add(o.fenceTimeout).UnixNano())
-	d.fencing.Store(true)
+	d.stopMu.Lock()
+	stopped := ctx.Err() != nil
+	d.fencing.Store(!stopped)
+	d.stopMu.Unlock()
 	defer d.fencing.Store(false)
-	if ctx.Err() != nil {
+	if stopped {
 		// Asked to stop during startup, before the kill began: the node
 		// stays as it is (out of the group: other nodes fence it when
 		// they must), and groupd does what it was asked.
