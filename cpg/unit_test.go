@@ -137,7 +137,9 @@ func TestBufferRecycling(t *testing.T) {
 // it gave up on that come back after all do not upset the count.
 func TestPaceAccounting(t *testing.T) {
 	defer func(d time.Duration) { paceStall = d }(paceStall)
-	paceStall = 100 * time.Millisecond
+	// Long enough that a loaded machine running -race does not stall a
+	// goroutine past it between two slow returns (paceStall/5 apart).
+	paceStall = 500 * time.Millisecond
 	h := &Handle{paceWake: make(chan struct{}, 1)}
 	ctx := context.Background()
 	const msg = 1 << 20
