@@ -40,32 +40,35 @@ deps:
 # A clear word instead of go.mod errors when an older go comes first in
 # PATH (Debian 12's golang-go is 1.19). Go 1.21 and later fetch the
 # toolchain go.mod asks for by themselves where they can.
+GO_HINT := groupd needs Go 1.26 or later (https://go.dev/dl/); if it is in /usr/local/go, run make GO=/usr/local/go/bin/go
 go-version:
 	@v=$$($(GO) env GOVERSION 2>/dev/null) || { \
-		echo "make: cannot run '$(GO)': install Go 1.26 or later (https://go.dev/dl/, e.g. in /usr/local/go)" >&2; exit 1; }; \
-	case $$v in \
-	go1.2[6-9]*|go1.[3-9][0-9]*|devel*) ;; \
-	*) echo "make: $$(command -v $(GO)) is $$v; groupd needs Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1;; \
-	esac
+		echo "make: '$(GO) env GOVERSION' failed: $$($(GO) env GOVERSION 2>&1 | tail -n 3)" >&2; \
+		echo "make: $(GO_HINT)" >&2; exit 1; }; \
+	case $$v in devel*) exit 0;; esac; \
+	n=$${v#go}; \
+	if [ -z "$$n" ] || [ "$$(printf '1.26\n%s\n' "$$n" | sort -V | head -n 1)" != 1.26 ]; then \
+		echo "make: $$(command -v $(GO)) is $${v:-older than Go 1.16}; $(GO_HINT)" >&2; exit 1; \
+	fi
 
-build: deps go-version
+build: go-version deps
 	mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-vet: deps go-version
+vet: go-version deps
 	$(GO) vet ./...
 	$(if $(VET_386),GOARCH=386 CGO_ENABLED=1 $(GO) vet ./...)
 
-test: deps vet
+test: go-version deps vet
 	$(GO) test -race -count=1 ./...
 
-bench: deps go-version
+bench: go-version deps
 	./scripts/bench-cpg
 
-test-cluster: deps go-version
+test-cluster: go-version deps
 	./scripts/test-cluster
 
-demo: deps go-version
+demo: go-version deps
 	./scripts/demo
 
 clean:

@@ -562,7 +562,7 @@ func TestLargeMulticastAcrossMembershipChanges(t *testing.T) {
 		case err := <-churned: // it ends only when stopped, or failing
 			t.Fatalf("the handles joining the group: %v", err)
 		case <-ctx.Done():
-			t.Fatalf("%d of %d sent messages back (sender finished: %t)", got, sent.Load(), !sending)
+			t.Fatalf("%d of %d sent messages back (sender finished: %t; %d membership changes, %d resends)", got, sent.Load(), !sending, changes.Load(), cpg.Interrupted(h))
 		}
 	}
 	close(stop)
@@ -633,17 +633,21 @@ func joinAndClose(ctx context.Context, group string) error {
 		return err
 	}
 	defer h.Close()
-	// The previous handle's procdown may not have gone round yet; until
-	// it has, corosync still counts this process in the group.
-	for tries := 0; ; tries++ {
+	// Until corosync has processed the previous handle's disconnect, it
+	// still counts this process in the group and answers CS_ERR_EXIST.
+	for {
 		err := h.Join(ctx, group)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, cs.ErrExist) || tries == 100 {
+		if !errors.Is(err, cs.ErrExist) {
 			return err
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	for {
 		select {

@@ -127,11 +127,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		s := <-sigs
 		// Under stopMu, so that the self-fence either sees this stop
 		// before it begins or is seen here as begun.
+		// Logged before the cancel, which may let the daemon exit.
 		d.stopMu.Lock()
-		fencing := d.fencing.Load()
-		cancel()
-		d.stopMu.Unlock()
-		if fencing {
+		if d.fencing.Load() {
 			log.Warnf("received %s while %s is fencing itself: the self-fence command runs to the end; send it again to abandon the fence and exit at once", s, d.who())
 			// Under systemd, stopping now has TimeoutStopSec, after
 			// which the whole unit, fence command included, is killed.
@@ -139,6 +137,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			log.Infof("received %s: shutting down cleanly; send it again to exit at once", s)
 		}
+		cancel()
+		d.stopMu.Unlock()
 		s = <-sigs
 		if d.fencing.Load() {
 			log.Errorf("received %s again: abandoning the self-fence of %s and exiting at once; the fence command is not waited for (outside systemd it may still be running and act), so other nodes must make sure %s is fenced", s, d.who(), d.who())

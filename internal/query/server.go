@@ -98,6 +98,7 @@ type Server struct {
 	refusedMu      sync.Mutex
 	refusedLogged  time.Time // when the last refusal was logged
 	refusedDropped int       // refusals not logged since
+	refusedSince   time.Time // when the first of those came
 }
 
 // listener is what Serve needs of a *net.UnixListener; tests wrap one to
@@ -374,16 +375,19 @@ func (s *Server) warnRefused(format string, args ...any) {
 	s.refusedMu.Lock()
 	now := time.Now()
 	if !s.refusedLogged.IsZero() && now.Sub(s.refusedLogged) < s.cfg.RefusalLogEvery {
+		if s.refusedDropped == 0 {
+			s.refusedSince = now
+		}
 		s.refusedDropped++
 		s.refusedMu.Unlock()
 		return
 	}
-	dropped := s.refusedDropped
+	dropped, since := s.refusedDropped, s.refusedSince
 	s.refusedLogged, s.refusedDropped = now, 0
 	s.refusedMu.Unlock()
 	if dropped > 0 {
-		format += "; %d more refused connections were not logged"
-		args = append(args, dropped)
+		format += "; %d more refused connections since %s were not logged"
+		args = append(args, dropped, since.Format(time.TimeOnly))
 	}
 	s.logf("warn", format, args...)
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,10 @@ const MaxOutput = 64 << 10
 
 // ErrNotFound is returned (wrapped) when the command's program does not exist.
 var ErrNotFound = errors.New("self-fence command not found")
+
+// ErrNotExecutable is returned (wrapped) when the program is in PATH but
+// lacks the execute permission.
+var ErrNotExecutable = errors.New("self-fence command cannot be run")
 
 // Template is a parsed self-fence command line.
 type Template struct {
@@ -150,7 +155,12 @@ func (t Template) Check() error {
 func lookPath(prog string) (string, error) {
 	p, err := exec.LookPath(prog)
 	if err != nil {
-		if strings.Contains(prog, "/") {
+		switch {
+		case errors.Is(err, exec.ErrDot):
+			return "", fmt.Errorf("%w: %q is found only through a relative directory in PATH (%s), which groupd does not run from; give its absolute path", ErrNotFound, prog, os.Getenv("PATH"))
+		case errors.Is(err, fs.ErrPermission):
+			return "", fmt.Errorf("%w: %s: %v", ErrNotExecutable, prog, err)
+		case strings.Contains(prog, "/"):
 			return "", fmt.Errorf("%w: %s: %v", ErrNotFound, prog, err)
 		}
 		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
@@ -158,7 +168,7 @@ func lookPath(prog string) (string, error) {
 				continue
 			}
 			if fi, err := os.Stat(filepath.Join(dir, prog)); err == nil && fi.Mode().IsRegular() {
-				return "", fmt.Errorf("%w: %s is in PATH but cannot be run (mode %v); make it executable or configure another command", ErrNotFound, filepath.Join(dir, prog), fi.Mode().Perm())
+				return "", fmt.Errorf("%w: %s is in PATH but not executable (mode %v); fix its mode or configure another command", ErrNotExecutable, filepath.Join(dir, prog), fi.Mode().Perm())
 			}
 		}
 		return "", fmt.Errorf("%w: %q is not in PATH (%s); install it or configure another command", ErrNotFound, prog, os.Getenv("PATH"))

@@ -162,8 +162,16 @@ func TestCheckNotExecutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = tpl.Check()
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "cannot be run") || !strings.Contains(err.Error(), filepath.Join(dir, "fence_plain")) {
+	if !errors.Is(err, ErrNotExecutable) || !strings.Contains(err.Error(), "not executable") || !strings.Contains(err.Error(), filepath.Join(dir, "fence_plain")) {
 		t.Errorf("Check of a program without the execute bit = %v", err)
+	}
+	// Named by its path, the same.
+	tpl, err = ParseTemplate(filepath.Join(dir, "fence_plain") + " {name}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpl.Check(); !errors.Is(err, ErrNotExecutable) {
+		t.Errorf("Check of %s without the execute bit = %v", filepath.Join(dir, "fence_plain"), err)
 	}
 }
 
