@@ -792,7 +792,8 @@ func TestResidualStayPolicy(t *testing.T) {
 
 // Corosync dying under a daemon that never joined the group (here it
 // stays out for residual state) ends it with status 1, and the log does
-// not speak as if other members had counted on us.
+// not speak as if other members had counted on us: it says the node holds
+// residual state.
 func TestCorosyncGoneBeforeJoin(t *testing.T) {
 	node := corotest.Start(t)
 	notifyEnv, notified := notifySocket(t)
@@ -807,7 +808,7 @@ func TestCorosyncGoneBeforeJoin(t *testing.T) {
 		t.Errorf("exit status %d after corosync died, want %d", code, exitFailed)
 	}
 	log := d.log.String()
-	if !strings.Contains(log, "lost corosync before joining") || strings.Contains(log, "must be fenced before it rejoins") {
+	if !strings.Contains(log, "holds residual dlm/gfs state and never joined") || strings.Contains(log, "must be fenced before it rejoins") {
 		t.Errorf("log after losing corosync outside the group:\n%s", log)
 	}
 }

@@ -169,6 +169,8 @@ type daemon struct {
 	// joining: the join of the groupd group has begun, so other members
 	// may have counted on our membership.
 	joining atomic.Bool
+	// stayingOut: residual state was found and the policy is stay.
+	stayingOut atomic.Bool
 	// fencing: the self-fence is under way, to end by fenceDeadline (unix
 	// nanoseconds); read by the signal handler. stopMu makes the handler's
 	// look at it and its cancel one step, and the self-fence's check for
@@ -276,6 +278,8 @@ func (d *daemon) run(ctx context.Context) int {
 			case d.selfKilled.Load():
 				// Whether because of our request or not, it was asked for.
 				log.Infof("our corosync went away after we asked it to remove our node from the cluster: %v", err)
+			case d.stayingOut.Load():
+				log.Errorf("lost corosync: %v; %s holds residual dlm/gfs state and never joined the %q group: other nodes must fence it; groupd exits", err, d.who(), o.group)
 			case !d.joining.Load():
 				log.Errorf("lost corosync before joining the %q group: %v; groupd exits", o.group, err)
 			default:
@@ -542,6 +546,7 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	log.Errorf("%s holds %d uncontrolled dlm/gfs kernel instance(s) from a cluster stack that went away; it must be reset before it may join the groupd group (residual policy %s)", d.who(), len(entries), o.policy)
 
 	if o.policy == residual.PolicyStay {
+		d.stayingOut.Store(true)
 		ad.setPhase(ctx, groupd.PhaseStayingOut)
 		stay := fmt.Sprintf("%s stays a cluster member for quorum but will NEVER join the groupd group: other nodes must fence it; reboot it to clear the residual state", d.who())
 		log.Errorf("%s", stay)
