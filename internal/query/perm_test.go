@@ -152,6 +152,29 @@ func TestPeerCredentials(t *testing.T) {
 	}
 }
 
+// A peer that may not query is told so even while every slot is taken,
+// rather than "too many", which Call would retry until its timeout.
+func TestDeniedWhileFull(t *testing.T) {
+	dir, bin := permSetup(t)
+	srv := serve(t, Config{Path: filepath.Join(dir, "full.sock"), Mode: 0o666, MaxConns: 1, ReservedConns: 1}, newFakeHandler())
+	ctx := ctx5s(t)
+	for range 2 { // every slot, root's reserved one too
+		c, err := Dial(ctx, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	out := runAs(t, bin, srv.Addr(), nobody, nil)
+	if !strings.Contains(out["remote_error"], "permission denied") {
+		t.Errorf("non-member while the server is full got %v (after %v), want a permission denied reply", out, time.Since(start))
+	}
+}
+
 // The query group may read but not ack: an ack changes fencing state, so
 // it is for root (and the daemon's own uid) only.
 func TestAckNeedsRoot(t *testing.T) {

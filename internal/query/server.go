@@ -277,6 +277,14 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.reject(c, "permission denied: cannot read peer credentials")
 			continue
 		}
+		// Before a slot: a peer that may not query is told so, also when
+		// every slot is taken (Call would retry "too many" until its
+		// timeout), and holds none while it is.
+		if !s.allowed(p) {
+			s.warnRefused("query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
+			s.reject(c, fmt.Sprintf("permission denied: uid %d is not allowed to query groupd", p.uid))
+			continue
+		}
 		slot := s.sem
 		select {
 		case s.sem <- struct{}{}:
@@ -457,11 +465,6 @@ func (s *Server) allowed(p peer) bool {
 func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
-	if !s.allowed(p) {
-		s.warnRefused("query connection from pid %d uid %d gid %d refused: not root and not in the allowed group", p.pid, p.uid, p.gid)
-		s.write(c, errorResponse("", "permission denied: uid %d is not allowed to query groupd", p.uid))
-		return
-	}
 	r := bufio.NewReaderSize(c, 4096)
 	for {
 		c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
