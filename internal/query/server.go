@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -68,6 +69,10 @@ type Config struct {
 	// default 30s. A watch connection waits for events, not requests, and
 	// has no such bound.
 	IdleTimeout time.Duration
+	// MaxWatches bounds the watch connections, which the idle timeout
+	// does not close, so that watchers cannot hold every general slot
+	// for good; default MaxConns/2.
+	MaxWatches int
 	// RefusalLogEvery spaces the warnings about refused connections: any
 	// user who may connect can provoke them as fast as it connects, and a
 	// flood would make journald drop the daemon's other lines. One is
@@ -94,6 +99,8 @@ type Server struct {
 	wg        sync.WaitGroup
 	mu        sync.Mutex // guards conns only
 	conns     map[net.Conn]bool
+
+	watches atomic.Int32 // watch connections open
 
 	refusedMu      sync.Mutex
 	refusedLogged  time.Time // when the last refusal was logged
@@ -129,6 +136,9 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxWatches <= 0 {
+		cfg.MaxWatches = max(1, cfg.MaxConns/2)
 	}
 	if cfg.RefusalLogEvery <= 0 {
 		cfg.RefusalLogEvery = 10 * time.Second
@@ -505,6 +515,15 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
 			continue
 		}
 		if req.Op == OpWatch {
+			if n := s.watches.Add(1); n > int32(s.cfg.MaxWatches) {
+				s.watches.Add(-1)
+				s.warnRefused("watch from pid %d uid %d refused: all %d watches are in use", p.pid, p.uid, s.cfg.MaxWatches)
+				if !s.write(c, errorResponse(req.Op, "too many watches (%d); try again later", s.cfg.MaxWatches)) {
+					return
+				}
+				continue
+			}
+			defer s.watches.Add(-1)
 			c.SetReadDeadline(time.Time{})
 			s.watch(ctx, c, r)
 			return

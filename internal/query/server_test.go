@@ -323,6 +323,59 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// Watches, which the idle timeout leaves open, are bounded by MaxWatches,
+// so that slots stay for queries; a watch that ends frees its place.
+func TestMaxWatches(t *testing.T) {
+	h := newFakeHandler()
+	srv := serve(t, Config{MaxConns: 4, MaxWatches: 2}, h)
+	ctx := ctx5s(t)
+	watch := func() (*Client, chan error) {
+		c, err := Dial(ctx, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Watch(context.Background(), func(Event) error { return nil }) }()
+		return c, done
+	}
+	first, _ := watch()
+	watch()
+	for h.watching.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	third, done := watch()
+	defer third.Close()
+	var re *RemoteError
+	select {
+	case err := <-done:
+		if !errors.As(err, &re) || !strings.Contains(re.Msg, "too many watches") {
+			t.Errorf("a third watch with MaxWatches 2: %v, want a too-many-watches reply", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("a third watch with MaxWatches 2 was let run")
+	}
+	// The refused connection is still good for queries.
+	if _, err := third.Do(ctx, Request{Op: OpStatus}); err != nil {
+		t.Errorf("status on the connection whose watch was refused: %v", err)
+	}
+	if _, err := call(ctx, srv.Addr(), Request{Op: OpStatus}); err != nil {
+		t.Errorf("a query while two watches run: %v", err)
+	}
+	first.Close()
+	for h.watching.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	again, done := watch()
+	defer again.Close()
+	for h.watching.Load() != 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("a watch after one ended: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 func TestWatchEndedByDaemon(t *testing.T) {
 	h := newFakeHandler()
 	srv := serve(t, Config{}, h)
