@@ -126,8 +126,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	go func() {
 		s := <-sigs
 		// Under stopMu, so that the self-fence either sees this stop
-		// before it begins or is seen here as begun.
-		// Logged before the cancel, which may let the daemon exit.
+		// before it begins or is seen here as begun; logged before the
+		// cancel, which may let the daemon exit at once.
 		d.stopMu.Lock()
 		if d.fencing.Load() {
 			log.Warnf("received %s while %s is fencing itself: the self-fence command runs to the end; send it again to abandon the fence and exit at once", s, d.who())
