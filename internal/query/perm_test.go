@@ -158,16 +158,7 @@ func TestDeniedWhileFull(t *testing.T) {
 	dir, bin := permSetup(t)
 	srv := serve(t, Config{Path: filepath.Join(dir, "full.sock"), Mode: 0o666, MaxConns: 1, ReservedConns: 1}, newFakeHandler())
 	ctx := ctx5s(t)
-	for range 2 { // every slot, root's reserved one too
-		c, err := Dial(ctx, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	holdSlots(ctx, t, srv.Addr(), 2) // every slot, root's reserved one too
 	start := time.Now()
 	out := runAs(t, bin, srv.Addr(), nobody, nil)
 	if !strings.Contains(out["remote_error"], "permission denied") {

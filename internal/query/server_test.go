@@ -396,6 +396,25 @@ func TestWatchEndedByDaemon(t *testing.T) {
 	}
 }
 
+// holdSlots connects n clients, each answered once so that it surely
+// holds a slot, and closes them when the test ends.
+func holdSlots(ctx context.Context, t *testing.T, addr string, n int) []*Client {
+	t.Helper()
+	var held []*Client
+	for i := range n {
+		c, err := Dial(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
+			t.Fatalf("connection %d of %d: %v", i+1, n, err)
+		}
+		held = append(held, c)
+	}
+	return held
+}
+
 // A client connecting over and over while every slot is taken gets one
 // warning logged per interval, not one per connection; the next one says
 // how many were left out.
@@ -404,16 +423,7 @@ func TestRefusalsLoggedSparingly(t *testing.T) {
 	const every = 500 * time.Millisecond
 	srv := serve(t, Config{MaxConns: 1, ReservedConns: 1, RefusalLogEvery: every, Log: log}, newFakeHandler())
 	ctx := ctx5s(t)
-	for range 2 { // every slot
-		c, err := Dial(ctx, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	holdSlots(ctx, t, srv.Addr(), 2) // every slot
 	refuse := func() {
 		t.Helper()
 		_, err := call(ctx, srv.Addr(), Request{Op: OpStatus})
@@ -447,18 +457,7 @@ func TestRefusalsLoggedSparingly(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	srv := serve(t, Config{MaxConns: 1, ReservedConns: 1}, newFakeHandler())
 	ctx := ctx5s(t)
-	var held []*Client
-	for range 2 { // the one general slot, then the reserved one
-		c, err := Dial(ctx, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Do(ctx, Request{Op: OpStatus}); err != nil {
-			t.Fatalf("connection %d of MaxConns 1 + ReservedConns 1: %v", len(held)+1, err)
-		}
-		held = append(held, c)
-	}
+	held := holdSlots(ctx, t, srv.Addr(), 2) // the one general slot, then the reserved one
 	first := held[0]
 	_, err := call(ctx, srv.Addr(), Request{Op: OpStatus})
 	var re *RemoteError
