@@ -84,8 +84,14 @@ func (v *clusterView) event(ev cman.Event) (nc groupd.NodeChange, ok bool, err e
 			v.members = append([]uint32(nil), ev.Members...)
 		}
 		// The member list stays the last nodelist notification's, so a
-		// quorum event never invents joins or leaves.
-		return groupd.NodeChange{Ring: v.ring, Members: append([]uint32(nil), v.members...), Quorate: v.quorate}, true, nil
+		// quorum event never invents joins or leaves. QuorumRing is the
+		// notice's own ring: corosync sends one at every ring change,
+		// after the ring's members, and more within a ring when the
+		// votes change.
+		return groupd.NodeChange{
+			Ring: v.ring, Members: append([]uint32(nil), v.members...), Quorate: v.quorate,
+			QuorumRing: groupd.RingID{NodeID: ev.Ring.NodeID, Seq: ev.Ring.Seq},
+		}, true, nil
 	case cman.EventError:
 		err := ev.Err
 		if err == nil {

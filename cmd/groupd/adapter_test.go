@@ -48,8 +48,9 @@ func TestClusterView(t *testing.T) {
 		},
 		{
 			// The quorum event's own list may lag; the nodelist's is kept.
+			// It is marked as the quorum notice for its own ring.
 			cman.Event{Kind: cman.EventQuorum, Ring: ring, Members: []uint32{1}, Quorate: true},
-			groupd.NodeChange{Ring: groupd.RingID{NodeID: 1, Seq: 8}, Members: []uint32{1, 2}, Quorate: true},
+			groupd.NodeChange{Ring: groupd.RingID{NodeID: 1, Seq: 8}, Members: []uint32{1, 2}, Quorate: true, QuorumRing: groupd.RingID{NodeID: 1, Seq: 8}},
 		},
 		{
 			cman.Event{Kind: cman.EventMembership, Ring: cman.RingID{NodeID: 1, Seq: 9}, Members: []uint32{1, 3}, Joined: []uint32{3}, Left: []uint32{2}},

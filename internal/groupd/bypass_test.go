@@ -473,14 +473,68 @@ func TestQuorumNoticeAfterMembersCounts(t *testing.T) {
 	h.up([]uint32{1, 2, 3}, 1, 2, 3)
 	h.leave(2, pidOf(2), ReasonNodeDown)
 	h.leave(3, pidOf(3), ReasonNodeDown)
-	h.seq++
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: true})  // members first
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1}, Quorate: false}) // then quorum
+	h.nodes(1)            // members first, with the quorum we had
+	h.quorumNotice(false) // then the ring's quorum
+	h.quorumNotice(false) // (a repeat changes nothing)
 	h.nodes(1, 2, 3)
 	h.joinWith(2, pidOf(2), ReasonNodeUp)
 	h.sayHello(2, pidOf(2))
 	if ok, why := h.snap().Bypass(2); !ok {
 		t.Errorf("node 2 merged back after a partition in which we were not quorate: refused (%s)", why)
+	}
+}
+
+// The first quorum notice of a ring settles whether we were quorate when
+// a node was seen gone in it: quorum lost later in the same ring (a quorum
+// device's vote, expected votes raised) came after the node was gone, and
+// the same run merging back must still be fenced.
+func TestQuorumLostLaterInRingKeepsSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1, 3)
+	h.quorumNotice(true)  // the ring's own notice: quorate
+	h.quorumNotice(false) // later, in the same ring
+	h.nodes(1, 2, 3)
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2)) // the very run that failed
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Error("node 2, gone while we were quorate, may skip fencing after quorum was lost later in that ring")
+	}
+	if s := h.set(2); !s.State.Pending() || !s.QuorateWhenGone {
+		t.Errorf("node 2's set %+v, want it pending and quorate when gone", s)
+	}
+}
+
+// A node gone while we were quorate, merged back into our side after we
+// lost quorum, and gone again (a flapping network) was still gone once
+// while we were quorate: its set stays, and the run must be fenced.
+func TestRepeatFailureKeepsQuorateWhenGone(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(2, pidOf(2), ReasonNodeDown)
+	h.nodes(1, 3)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.nodesQuorate(false, 1)
+	h.quorumNotice(false)
+	h.nodesQuorate(false, 1, 2) // 2 merges into our side, which is not quorate
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2))
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Fatal("node 2 may skip fencing after its first merge")
+	}
+	h.leave(2, pidOf(2), ReasonNodeDown) // the network flaps
+	h.nodesQuorate(false, 1)
+	h.quorumNotice(false)
+	h.nodesQuorate(false, 1, 2)
+	h.joinWith(2, pidOf(2), ReasonNodeUp)
+	h.sayHello(2, pidOf(2))
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2, first gone while we were quorate, may skip fencing after failing again: %s", why)
+	}
+	if s := h.set(2); !s.State.Pending() || !s.QuorateWhenGone || s.Failures < 2 {
+		t.Errorf("node 2's set %+v, want it pending, quorate when gone, failed again", s)
 	}
 }
 

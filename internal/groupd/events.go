@@ -90,6 +90,11 @@ type NodeChange struct {
 	Ring                  RingID
 	Members, Joined, Left []uint32
 	Quorate               bool
+	// QuorumRing is set when the change is corosync's quorum notice, to
+	// the ring the notice is for; zero for a membership notice, whose
+	// Quorate is the last word we had (corosync sends a ring's members
+	// before its quorum).
+	QuorumRing RingID
 }
 
 // Phase is where the daemon is in its life; shown in status.

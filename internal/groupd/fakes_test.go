@@ -160,6 +160,14 @@ func (h *harness) nodesQuorate(quorate bool, ids ...uint32) {
 	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: quorate})
 }
 
+// quorumNotice is corosync's quorum notice for the current ring, as sent
+// after the ring's members and again whenever the votes change within it.
+func (h *harness) quorumNotice(quorate bool) {
+	h.clock.advance(time.Second)
+	ring := RingID{NodeID: 1, Seq: h.seq}
+	h.m.Handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: ring})
+}
+
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }
 
 func (h *harness) joinWith(node, pid uint32, r Reason) {

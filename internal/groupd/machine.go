@@ -60,9 +60,14 @@ type RecoverySet struct {
 	FailedMono time.Duration // monotonic clock of the first report
 	// Ring is the cluster ring the node was seen gone in (the latest ring
 	// we knew until cman reported it), and QuorateWhenGone whether our side
-	// was quorate in that ring (as last reported for it).
+	// was quorate in that ring: corosync's first quorum notice for the
+	// ring settles it (quorumSettled); a later one in the same ring (a
+	// quorum device's vote, expected votes changed) came after the node
+	// was gone and does not change it. Once true it stays true when the
+	// node fails again.
 	Ring            RingID
 	QuorateWhenGone bool
+	quorumSettled   bool
 	// PID and Start identify the groupd run that failed (zero if unknown),
 	// so that the same run merging back is not taken for a clean start.
 	PID   uint32
@@ -170,7 +175,9 @@ type Machine struct {
 	// quorate: a merge's cpg confchg may come after cman's change.
 	quorateBefore bool
 	ring          RingID
-	cluster       map[uint32]bool
+	// noticeRing is the ring of corosync's last quorum notice.
+	noticeRing RingID
+	cluster    map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -584,8 +591,16 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// Quorum may be reported after the ring's members (a notice of its
 	// own for the same ring): the sets of nodes gone in this ring take the
 	// latest word.
+	notice := ev.QuorumRing != RingID{}
+	if notice {
+		m.noticeRing = ev.QuorumRing
+	}
 	for _, s := range m.sets {
-		if !s.ClusterReported.IsZero() && s.Ring == ev.Ring {
+		switch {
+		case s.ClusterReported.IsZero() || s.quorumSettled:
+		case notice && s.Ring == ev.QuorumRing:
+			s.QuorateWhenGone, s.quorumSettled = ev.Quorate, true
+		case !notice && s.Ring == ev.Ring:
 			s.QuorateWhenGone = ev.Quorate
 		}
 	}
@@ -622,8 +637,12 @@ func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.T
 func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 	s.ClusterReported = now
 	s.KillError = "" // the node is gone: the kill's failure no longer matters
-	s.Ring, s.QuorateWhenGone = m.ring, m.quorate
+	s.Ring, s.QuorateWhenGone, s.quorumSettled = m.ring, m.quorate, m.quorumSettledNow()
 }
+
+// quorumSettledNow reports whether our quorum word is corosync's quorum
+// notice for the current ring, not one carried over from the ring before.
+func (m *Machine) quorumSettledNow() bool { return m.noticeRing == m.ring && m.ring != RingID{} }
 
 func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now time.Time) {
 	s := m.sets[id]
@@ -646,8 +665,14 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 				return
 			}
 			// It came back into the cluster without a clean start, and
-			// failed again.
-			s.Ring, s.QuorateWhenGone = m.ring, m.quorate
+			// failed again. Gone once while we were quorate, it stays
+			// so: that absence was ours to act on.
+			if s.QuorateWhenGone {
+				s.quorumSettled = true
+			} else {
+				s.QuorateWhenGone, s.quorumSettled = m.quorate, m.quorumSettledNow()
+			}
+			s.Ring = m.ring
 			s.Failures++
 			s.LastFailure = now
 			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
@@ -671,6 +696,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		FailedMono:      m.cfg.Clock.Monotonic(),
 		Ring:            ring,
 		QuorateWhenGone: m.quorate,
+		quorumSettled:   m.quorumSettledNow(),
 		ClusterReported: now,
 		Failures:        1,
 		LastFailure:     now,
