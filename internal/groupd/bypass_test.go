@@ -538,6 +538,34 @@ func TestRepeatFailureKeepsQuorateWhenGone(t *testing.T) {
 	}
 }
 
+// Members merging into our side from the side that could act (we were not
+// quorate) carry in their hellos the runs of our side they saw fail: until
+// those hellos come, we can tell about nobody.
+func TestMergeFromQuorateSideAwaitsHellos(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.nodesQuorate(false, 1, 2) // we are on the side without quorum, with node 2
+	h.quorumNotice(false)
+	h.nodes(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	if c := h.snap().BypassDetail(2); c.Known {
+		t.Errorf("node 2 before the merged member's hello: %+v, want could not tell", c)
+	}
+	if at, ok := h.m.HelloDeadline(); !ok || !at.Equal(h.clock.Now().Add(helloWait)) {
+		t.Errorf("HelloDeadline = %v, %v; want %v", at, ok, h.clock.Now().Add(helloWait))
+	}
+	// Node 3's side saw node 2 fail with it: node 2 must be fenced.
+	fromThree := Hello{Version: 2, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
+	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: fromThree.Marshal()})
+	if c := h.snap().BypassDetail(2); !c.Known || c.Allowed {
+		t.Errorf("node 2 after node 3's hello distrusting it: %+v, want a known no", c)
+	}
+	if ok, why := h.snap().Bypass(3); !ok {
+		t.Errorf("node 3, from the side that could act, refused: %s", why)
+	}
+}
+
 // What a run we hold stale distrusts is not taken from it: its view of
 // the partition is the suspect one.
 func TestDistrustFromStaleRunIgnored(t *testing.T) {

@@ -143,9 +143,10 @@ type member struct {
 	stale bool
 	// staleStart is the start time of a stale run's hello, once heard.
 	staleStart time.Time
-	// awaited: it was in the group when we joined and we have not heard
-	// its hello yet. Its daemon may distrust runs we take for clean (it
-	// saw them merge back; we did not), and says so only in its hello.
+	// awaited: it was in the group when we joined, or merged into our
+	// side from the one that could act, and we have not heard its hello
+	// yet. Its daemon may distrust runs we take for clean (it saw them
+	// merge back; we did not), and says so only in its hello.
 	awaited bool
 }
 
@@ -345,6 +346,11 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
 			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
+			// Its hello names the runs of our side its side saw fail:
+			// until it comes, we can tell about nobody.
+			if mb := m.findMember(memberKey{j.NodeID, j.PID}); mb != nil && m.joined && !m.isUs(mb.memberKey) {
+				mb.awaited = true
+			}
 			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone {
 				// Opened when it was cut off from us, in a ring where we
 				// were not quorate either: we could not act on its
@@ -408,7 +414,7 @@ func (m *Machine) helloWaitOver() {
 	for _, mb := range m.members {
 		if mb.awaited && !now.Before(mb.since.Add(helloWait)) {
 			mb.awaited = false
-			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d was in the groupd group before we joined and has not announced itself in %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
+			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d, in the groupd group before we joined or merged in from the side that could act, has not announced itself in %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
 		}
 	}
 }
