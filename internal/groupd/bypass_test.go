@@ -566,6 +566,35 @@ func TestMergeFromQuorateSideAwaitsHellos(t *testing.T) {
 	}
 }
 
+// A run we find stale from its own hello (the run that failed, merged
+// back) is named in a new hello of ours: a daemon that joined since our
+// last hello has no set for it and would otherwise vouch for it.
+func TestStaleFromHelloAnnounced(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.nodes(1, 2) // gone while we were quorate: its set stays
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.nodes(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp) // from the side that could act, as far as we know
+	sent := h.hello.count()
+	h.sayHello(3, pidOf(3)) // the very run that failed
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Fatal("the run that failed may skip fencing")
+	}
+	if h.hello.count() != sent+1 {
+		t.Fatalf("%d hellos sent after we found node 3's run stale, want 1", h.hello.count()-sent)
+	}
+	last, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(last.Distrusted, func(r Run) bool { return r.NodeID == 3 && r.PID == pidOf(3) }) {
+		t.Errorf("our new hello distrusts %v, want node 3's run among them", last.Distrusted)
+	}
+}
+
 // What a run we hold stale distrusts is not taken from it: its view of
 // the partition is the suspect one.
 func TestDistrustFromStaleRunIgnored(t *testing.T) {

@@ -751,6 +751,11 @@ func (m *Machine) message(ev GroupMessage) {
 		// held: not a clean start.
 		m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
 		mb.markStale(h.Start)
+		// Only we know, from our set: say so again, for a daemon that
+		// joined since our last hello and has no set for it.
+		if m.joined {
+			m.sendHello()
+		}
 		return
 	}
 	if mb.hello == nil {
