@@ -515,6 +515,11 @@ func (h *Handle) confchgSeen() {
 // for the same group and CS_ERR_BUSY, for ever, for another), so after
 // Leave, Join returns an error wrapping ErrExist; use a new Handle.
 // CS_ERR_TRY_AGAIN is retried with back-off until ctx is done.
+//
+// Join returns once corosync has accepted the request, as cpg_join does;
+// the join takes effect with its confchg (a ConfChg on the stream with
+// this process among Joined). Until that is delivered, MembershipGet and
+// GroupMembers may not list this process yet.
 func (h *Handle) Join(ctx context.Context, group string) error {
 	if err := checkName(group); err != nil {
 		return fmt.Errorf("cpg join %q: %w", group, err)

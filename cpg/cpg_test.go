@@ -883,6 +883,8 @@ func TestConcurrentCalls(t *testing.T) {
 	if err := h.Join(ctx, group); err != nil {
 		t.Fatal(err)
 	}
+	// The membership lists us once our join's confchg is delivered.
+	next[*cpg.ConfChg](t, h)
 	const n = 3000
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
