@@ -56,6 +56,12 @@ func TestClusterView(t *testing.T) {
 			cman.Event{Kind: cman.EventMembership, Ring: cman.RingID{NodeID: 1, Seq: 9}, Members: []uint32{1, 3}, Joined: []uint32{3}, Left: []uint32{2}},
 			groupd.NodeChange{Ring: groupd.RingID{NodeID: 1, Seq: 9}, Members: []uint32{1, 3}, Joined: []uint32{3}, Left: []uint32{2}, Quorate: true},
 		},
+		{
+			// A notice for a ring whose members have not come: it names
+			// its own ring, the members stay the last ring's.
+			cman.Event{Kind: cman.EventQuorum, Ring: cman.RingID{NodeID: 1, Seq: 10}, Members: []uint32{1}, Quorate: false},
+			groupd.NodeChange{Ring: groupd.RingID{NodeID: 1, Seq: 9}, Members: []uint32{1, 3}, Quorate: false, QuorumRing: groupd.RingID{NodeID: 1, Seq: 10}},
+		},
 	}
 	for i, s := range steps {
 		got, ok, err := v.event(s.ev)

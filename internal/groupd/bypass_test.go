@@ -473,9 +473,8 @@ func TestQuorumNoticeAfterMembersCounts(t *testing.T) {
 	h.up([]uint32{1, 2, 3}, 1, 2, 3)
 	h.leave(2, pidOf(2), ReasonNodeDown)
 	h.leave(3, pidOf(3), ReasonNodeDown)
-	h.nodes(1)            // members first, with the quorum we had
+	h.ringMembers(1)      // members first, with the quorum we had
 	h.quorumNotice(false) // then the ring's quorum
-	h.quorumNotice(false) // (a repeat changes nothing)
 	h.nodes(1, 2, 3)
 	h.joinWith(2, pidOf(2), ReasonNodeUp)
 	h.sayHello(2, pidOf(2))
@@ -503,6 +502,68 @@ func TestQuorumLostLaterInRingKeepsSet(t *testing.T) {
 	}
 	if s := h.set(2); !s.State.Pending() || !s.QuorateWhenGone {
 		t.Errorf("node 2's set %+v, want it pending and quorate when gone", s)
+	}
+}
+
+// Quorum held for a while in the middle of a partition, in the ring the
+// node was seen gone in or a later one, was a time our side could act on
+// its absence: the same run merging back must be fenced.
+func TestQuorateWhileGoneKeepsSet(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gone func(h *harness)
+	}{
+		{"later in the same ring", func(h *harness) {
+			h.ringMembers(1, 2)
+			h.quorumNotice(false)
+			h.quorumNotice(true) // a quorum device's vote
+			h.quorumNotice(false)
+		}},
+		{"in a later ring", func(h *harness) {
+			h.ringMembers(1, 2)
+			h.quorumNotice(false)
+			h.ringMembers(1, 2, 4) // node 4, not in the group, joins our side
+			h.quorumNotice(true)
+			h.ringMembers(1, 2)
+			h.quorumNotice(false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3)
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			tc.gone(h)
+			h.ringMembers(1, 2, 3, 4)
+			h.quorumNotice(true)
+			h.joinWith(3, pidOf(3), ReasonNodeUp)
+			h.sayHello(3, pidOf(3)) // the very run that failed
+			if ok, why := h.snap().Bypass(3); ok {
+				t.Errorf("node 3 may skip fencing although our side was quorate while it was gone: %s", why)
+			}
+		})
+	}
+}
+
+// A group confchg that comes after the ring's quorum notices (the two
+// streams are read apart) opens the set with every word of the ring the
+// node has been gone in: quorate in any of them counts.
+func TestLateConfchgTakesRingsQuorum(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3)
+	h.ringMembers(1, 2, 3) // node 4 gone before its groupd's join reached us
+	h.quorumNotice(true)
+	h.quorumNotice(false)
+	h.joinWith(4, pidOf(4), ReasonJoin)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	if s := h.set(4); !s.QuorateWhenGone {
+		t.Errorf("node 4's set %+v, want quorate when gone", s)
+	}
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.sayHello(4, pidOf(4))
+	if ok, why := h.snap().Bypass(4); ok {
+		t.Errorf("node 4 may skip fencing: %s", why)
 	}
 }
 
@@ -578,6 +639,15 @@ func TestStaleFromHelloAnnounced(t *testing.T) {
 	h.quorumNotice(false)
 	h.nodes(1, 2, 3)
 	h.joinWith(3, pidOf(3), ReasonNodeUp) // from the side that could act, as far as we know
+	// The hello we sent for the merge names the run our set is for
+	// already, before its own hello comes.
+	merged, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(merged.Distrusted, func(r Run) bool { return r.NodeID == 3 && r.PID == pidOf(3) }) {
+		t.Errorf("our hello on the merge distrusts %v, want node 3's run among them", merged.Distrusted)
+	}
 	sent := h.hello.count()
 	h.sayHello(3, pidOf(3)) // the very run that failed
 	if ok, _ := h.snap().Bypass(3); ok {

@@ -160,6 +160,10 @@ func (h *harness) nodesQuorate(quorate bool, ids ...uint32) {
 	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: quorate})
 }
 
+// ringMembers is a cluster membership notice for a new ring, with the
+// quorum word carried over from the ring before, as the adapter sends it.
+func (h *harness) ringMembers(ids ...uint32) { h.nodesQuorate(h.m.quorate, ids...) }
+
 // quorumNotice is corosync's quorum notice for the current ring, as sent
 // after the ring's members and again whenever the votes change within it.
 func (h *harness) quorumNotice(quorate bool) {

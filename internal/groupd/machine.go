@@ -60,11 +60,11 @@ type RecoverySet struct {
 	FailedMono time.Duration // monotonic clock of the first report
 	// Ring is the cluster ring the node was seen gone in (the latest ring
 	// we knew until cman reported it), and QuorateWhenGone whether our side
-	// was quorate in that ring: corosync's first quorum notice for the
-	// ring settles it (quorumSettled); a later one in the same ring (a
-	// quorum device's vote, expected votes changed) came after the node
-	// was gone and does not change it. Once true it stays true when the
-	// node fails again.
+	// was quorate at some time while the node was gone, so could act on
+	// its absence. The word a ring's members come with is the ring
+	// before's; corosync's first quorum notice for the ring corrects it
+	// (quorumSettled). From then on it only ever turns true: on any word
+	// that we are quorate while the node is still out of the cluster.
 	Ring            RingID
 	QuorateWhenGone bool
 	quorumSettled   bool
@@ -176,9 +176,11 @@ type Machine struct {
 	// quorate: a merge's cpg confchg may come after cman's change.
 	quorateBefore bool
 	ring          RingID
-	// noticeRing is the ring of corosync's last quorum notice.
-	noticeRing RingID
-	cluster    map[uint32]bool
+	// noticeRing is the ring of corosync's last quorum notice, and
+	// ringQuorateSeen whether any notice for that ring said quorate.
+	noticeRing      RingID
+	ringQuorateSeen bool
+	cluster         map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -424,8 +426,19 @@ func (m *Machine) sendHello() {
 	// What we know against other members goes with it, for daemons that
 	// joined after they merged back.
 	for _, mb := range m.members {
-		if mb.stale && !m.isUs(mb.memberKey) && len(h.Distrusted) < maxDistrusted {
+		if m.isUs(mb.memberKey) || len(h.Distrusted) >= maxDistrusted {
+			continue
+		}
+		if mb.stale {
 			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: mb.staleStart})
+			continue
+		}
+		// Merged back with the pid of a run we hold a set for: the very
+		// run that failed, unless its hello shows another start (which
+		// the receivers check). Named now, not only once its hello has
+		// come, for daemons that joined meanwhile.
+		if s := m.sets[mb.nodeID]; mb.reason == ReasonNodeUp && s != nil && s.State.Pending() && s.PID == mb.pid {
+			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: s.Start})
 		}
 	}
 	if err := m.cfg.Hello.SendHello(h.Marshal()); err != nil {
@@ -594,20 +607,32 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	m.quorate = ev.Quorate
 	m.ring = ev.Ring
 	m.cluster = newSet
-	// Quorum may be reported after the ring's members (a notice of its
-	// own for the same ring): the sets of nodes gone in this ring take the
-	// latest word.
+	// Quorum is reported after the ring's members, in a notice of its own
+	// for the ring, and again within the ring when the votes change.
 	notice := ev.QuorumRing != RingID{}
 	if notice {
-		m.noticeRing = ev.QuorumRing
+		if ev.QuorumRing != m.noticeRing {
+			m.noticeRing, m.ringQuorateSeen = ev.QuorumRing, false
+		}
+		m.ringQuorateSeen = m.ringQuorateSeen || ev.Quorate
 	}
 	for _, s := range m.sets {
-		switch {
-		case s.ClusterReported.IsZero() || s.quorumSettled:
-		case notice && s.Ring == ev.QuorumRing:
-			s.QuorateWhenGone, s.quorumSettled = ev.Quorate, true
-		case !notice && s.Ring == ev.Ring:
-			s.QuorateWhenGone = ev.Quorate
+		if s.ClusterReported.IsZero() {
+			continue
+		}
+		if !s.quorumSettled {
+			switch {
+			case notice && s.Ring == ev.QuorumRing:
+				s.QuorateWhenGone, s.quorumSettled = ev.Quorate, true
+				continue
+			case s.Ring == ev.Ring:
+				s.QuorateWhenGone = ev.Quorate // still the word carried over
+				continue
+			}
+			s.quorumSettled = true // its ring is over: the word it had stands
+		}
+		if ev.Quorate && !newSet[s.NodeID] {
+			s.QuorateWhenGone = true
 		}
 	}
 
@@ -643,12 +668,22 @@ func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.T
 func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 	s.ClusterReported = now
 	s.KillError = "" // the node is gone: the kill's failure no longer matters
-	s.Ring, s.QuorateWhenGone, s.quorumSettled = m.ring, m.quorate, m.quorumSettledNow()
+	s.Ring = m.ring
+	s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
 }
 
-// quorumSettledNow reports whether our quorum word is corosync's quorum
-// notice for the current ring, not one carried over from the ring before.
-func (m *Machine) quorumSettledNow() bool { return m.noticeRing == m.ring && m.ring != RingID{} }
+// quorumWord is whether our side was quorate for a node seen gone now, in
+// the current ring, and whether that is settled. Once corosync's notice
+// for the ring has come: whether any notice in the ring said quorate (the
+// node has been gone since the ring began), settled. Before: the word
+// the ring's members came with, carried over from the ring before, for
+// the ring's notice to correct.
+func (m *Machine) quorumWord() (quorate, settled bool) {
+	if m.noticeRing == m.ring && m.ring != (RingID{}) {
+		return m.ringQuorateSeen, true
+	}
+	return m.quorate, false
+}
 
 func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now time.Time) {
 	s := m.sets[id]
@@ -676,7 +711,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 			if s.QuorateWhenGone {
 				s.quorumSettled = true
 			} else {
-				s.QuorateWhenGone, s.quorumSettled = m.quorate, m.quorumSettledNow()
+				s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
 			}
 			s.Ring = m.ring
 			s.Failures++
@@ -701,8 +736,6 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		Failed:          now,
 		FailedMono:      m.cfg.Clock.Monotonic(),
 		Ring:            ring,
-		QuorateWhenGone: m.quorate,
-		quorumSettled:   m.quorumSettledNow(),
 		ClusterReported: now,
 		Failures:        1,
 		LastFailure:     now,
@@ -717,6 +750,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 			}
 		}
 	}
+	s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
 	m.sets[id] = s
 	m.notice("warn", "recovery-opened", id, "%s left the cluster (ring %s) while in the groupd group; recovery set opened, waiting for the groupd confchg", m.node(id), ring)
 }
