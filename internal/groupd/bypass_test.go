@@ -567,6 +567,65 @@ func TestLateConfchgTakesRingsQuorum(t *testing.T) {
 	}
 }
 
+// A group confchg that comes a ring late still counts a quorate notice of
+// a ring the node was already out of the cluster in.
+func TestLateConfchgEarlierRingQuorate(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3)
+	h.ringMembers(1, 2, 3) // node 4 gone before its groupd's join reached us
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(false)
+	h.joinWith(4, pidOf(4), ReasonJoin)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.sayHello(4, pidOf(4))
+	if ok, why := h.snap().Bypass(4); ok {
+		t.Errorf("node 4 may skip fencing although we were quorate in a ring it was gone in: %s", why)
+	}
+}
+
+// The word a ring's members come with is the ring before's: it does not
+// make a node that leaves in that ring count as gone while we were
+// quorate (here it is this departure that costs us quorum).
+func TestCarriedWordNotQuorateWhileGone(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.leave(3, pidOf(3), ReasonNodeDown) // gone while we are not quorate
+	h.ringMembers(1, 2, 3)               // back in the cluster, without its groupd
+	h.quorumNotice(true)
+	h.ringMembers(1, 2) // gone again, members carry "quorate"
+	h.quorumNotice(false)
+	if s := h.set(3); s.QuorateWhenGone {
+		t.Errorf("node 3's set %+v, want not quorate when gone", s)
+	}
+}
+
+// Distrust of a run named with its start before we heard its hello waits
+// for that hello: the same pid may be a new run.
+func TestDistrustBeforeHelloChecksStart(t *testing.T) {
+	for _, same := range []bool{true, false} {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2, 3}, 1, 2)
+		h.joinWith(3, pidOf(3), ReasonJoin)
+		distrusted := t0.Add(-5 * time.Hour)
+		start := t0.Add(-time.Minute)
+		if same {
+			start = distrusted
+		}
+		from2 := Hello{Version: HelloVersion, NodeID: 2, Start: t0.Add(-2 * time.Hour), Distrusted: []Run{{NodeID: 3, PID: pidOf(3), Start: distrusted}}}
+		h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()})
+		h.sayHelloStart(3, pidOf(3), start)
+		if ok, why := h.snap().Bypass(3); ok == same {
+			t.Errorf("hello of the distrusted run: %v; another run with its pid: %v; bypass %v (%s)", same, !same, ok, why)
+		}
+	}
+}
+
 // A node gone while we were quorate, merged back into our side after we
 // lost quorum, and gone again (a flapping network) was still gone once
 // while we were quorate: its set stays, and the run must be fenced.

@@ -148,6 +148,10 @@ type member struct {
 	// yet. Its daemon may distrust runs we take for clean (it saw them
 	// merge back; we did not), and says so only in its hello.
 	awaited bool
+	// distrustedStarts: starts of runs of this pid other daemons distrust,
+	// named before we heard its hello; it turns stale if its hello shows
+	// one of them.
+	distrustedStarts []time.Time
 }
 
 // markStale stops counting the member's hellos until it leaves the group,
@@ -180,6 +184,11 @@ type Machine struct {
 	// ringQuorateSeen whether any notice for that ring said quorate.
 	noticeRing      RingID
 	ringQuorateSeen bool
+	// quorateWhileOut: nodes out of the cluster that a quorum notice said
+	// we were quorate without, since they were last members; seenNodes:
+	// every node ever in the cluster.
+	quorateWhileOut map[uint32]bool
+	seenNodes       map[uint32]bool
 	cluster         map[uint32]bool
 
 	joined  bool // our process is in the group membership
@@ -202,6 +211,9 @@ func NewMachine(cfg Config) (*Machine, error) {
 		phase:   PhaseStarting,
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
+
+		quorateWhileOut: map[uint32]bool{},
+		seenNodes:       map[uint32]bool{},
 	}, nil
 }
 
@@ -631,9 +643,23 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			}
 			s.quorumSettled = true // its ring is over: the word it had stands
 		}
-		if ev.Quorate && !newSet[s.NodeID] {
+		// A notice, not the word a ring's members carry over: that
+		// repeats the ring before's, applied in its time.
+		if notice && ev.Quorate && !newSet[s.NodeID] {
 			s.QuorateWhenGone = true
 		}
+	}
+	// The same for nodes with no set yet (their group confchg may come
+	// later, even rings later): remembered per node while it is out.
+	for id := range m.seenNodes {
+		if newSet[id] {
+			delete(m.quorateWhileOut, id)
+		} else if notice && ev.Quorate {
+			m.quorateWhileOut[id] = true
+		}
+	}
+	for id := range newSet {
+		m.seenNodes[id] = true
 	}
 
 	for _, id := range left {
@@ -669,7 +695,7 @@ func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 	s.ClusterReported = now
 	s.KillError = "" // the node is gone: the kill's failure no longer matters
 	s.Ring = m.ring
-	s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
+	s.QuorateWhenGone, s.quorumSettled = m.quorumWord(s.NodeID)
 }
 
 // quorumWord is whether our side was quorate for a node seen gone now, in
@@ -678,7 +704,13 @@ func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 // node has been gone since the ring began), settled. Before: the word
 // the ring's members came with, carried over from the ring before, for
 // the ring's notice to correct.
-func (m *Machine) quorumWord() (quorate, settled bool) {
+//
+// A notice that said quorate while the node was already out of the
+// cluster, in an earlier ring, settles it true.
+func (m *Machine) quorumWord(id uint32) (quorate, settled bool) {
+	if m.quorateWhileOut[id] {
+		return true, true
+	}
 	if m.noticeRing == m.ring && m.ring != (RingID{}) {
 		return m.ringQuorateSeen, true
 	}
@@ -711,7 +743,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 			if s.QuorateWhenGone {
 				s.quorumSettled = true
 			} else {
-				s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
+				s.QuorateWhenGone, s.quorumSettled = m.quorumWord(id)
 			}
 			s.Ring = m.ring
 			s.Failures++
@@ -750,7 +782,7 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 			}
 		}
 	}
-	s.QuorateWhenGone, s.quorumSettled = m.quorumWord()
+	s.QuorateWhenGone, s.quorumSettled = m.quorumWord(id)
 	m.sets[id] = s
 	m.notice("warn", "recovery-opened", id, "%s left the cluster (ring %s) while in the groupd group; recovery set opened, waiting for the groupd confchg", m.node(id), ring)
 }
@@ -780,6 +812,11 @@ func (m *Machine) message(ev GroupMessage) {
 		return
 	}
 	m.distrust(ev, h.Distrusted)
+	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
+		m.notice("warn", "member-distrusted", ev.NodeID, "%s pid %d is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
+		mb.markStale(h.Start)
+		return
+	}
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
 		// The very run that failed has merged back with whatever state it
 		// held: not a clean start.
@@ -812,6 +849,12 @@ func (m *Machine) distrust(from GroupMessage, runs []Run) {
 		}
 		if !r.Start.IsZero() && mb.hello != nil && !mb.hello.Start.Equal(r.Start) {
 			continue // about another run than the one we heard
+		}
+		if !r.Start.IsZero() && mb.hello == nil && !mb.stale {
+			// Its hello will tell whether it is that run (the same pid
+			// may be a new run); unvouched for until then anyway.
+			mb.distrustedStarts = append(mb.distrustedStarts, r.Start)
+			continue
 		}
 		if !mb.stale {
 			m.notice("warn", "member-distrusted", r.NodeID, "%s pid %d is distrusted by the daemon of %s pid %d (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(r.NodeID), r.PID, m.node(from.NodeID), from.PID)
