@@ -626,6 +626,55 @@ func TestDistrustBeforeHelloChecksStart(t *testing.T) {
 	}
 }
 
+// A group member whose node we never saw in the cluster counts as out
+// since we started: a quorate notice since then counts.
+func TestNeverSeenNodeQuorateWhileGone(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(false)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.sayHello(4, pidOf(4))
+	if ok, why := h.snap().Bypass(4); ok {
+		t.Errorf("node 4 may skip fencing: %s", why)
+	}
+}
+
+// A run another daemon named as distrusted before we heard the run's
+// hello is passed on in our hellos, and once its hello shows it is that
+// run, announced again: the daemon that told us may have left, and a
+// daemon that joined since would not know.
+func TestDistrustRelayedBeforeAndAfterHello(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2)
+	h.joinWith(3, pidOf(3), ReasonJoin)
+	start := t0.Add(-5 * time.Hour)
+	from2 := Hello{Version: HelloVersion, NodeID: 2, Start: t0.Add(-2 * time.Hour), Distrusted: []Run{{NodeID: 3, PID: pidOf(3), Start: start}}}
+	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()})
+	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()}) // said twice
+	h.leave(2, pidOf(2), ReasonLeave)
+	h.joinWith(4, pidOf(4), ReasonJoin)
+	hello, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Run{{NodeID: 3, PID: pidOf(3), Start: start}}; !slices.EqualFunc(hello.Distrusted, want, func(a, b Run) bool { return a.NodeID == b.NodeID && a.PID == b.PID && a.Start.Equal(b.Start) }) {
+		t.Errorf("our hello for node 4 distrusts %v, want %v", hello.Distrusted, want)
+	}
+	sent := h.hello.count()
+	h.sayHelloStart(3, pidOf(3), start)
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Error("the distrusted run may skip fencing")
+	}
+	if h.hello.count() != sent+1 {
+		t.Errorf("%d hellos sent once the run's hello matched, want 1", h.hello.count()-sent)
+	}
+}
+
 // A node gone while we were quorate, merged back into our side after we
 // lost quorum, and gone again (a flapping network) was still gone once
 // while we were quorate: its set stays, and the run must be fenced.

@@ -184,12 +184,13 @@ type Machine struct {
 	// ringQuorateSeen whether any notice for that ring said quorate.
 	noticeRing      RingID
 	ringQuorateSeen bool
-	// quorateWhileOut: nodes out of the cluster that a quorum notice said
-	// we were quorate without, since they were last members; seenNodes:
-	// every node ever in the cluster.
-	quorateWhileOut map[uint32]bool
-	seenNodes       map[uint32]bool
-	cluster         map[uint32]bool
+	// quorateNotices counts the quorum notices that said we were quorate,
+	// and seenAt holds that count for each node when it was last a
+	// cluster member: more since means a notice said quorate while it was
+	// out.
+	quorateNotices uint64
+	seenAt         map[uint32]uint64
+	cluster        map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -212,8 +213,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
 
-		quorateWhileOut: map[uint32]bool{},
-		seenNodes:       map[uint32]bool{},
+		seenAt: map[uint32]uint64{},
 	}, nil
 }
 
@@ -445,6 +445,13 @@ func (m *Machine) sendHello() {
 			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: mb.staleStart})
 			continue
 		}
+		// Runs others named before we heard the member's hello: passed on
+		// with their starts, which receivers compare with its hello.
+		for _, start := range mb.distrustedStarts {
+			if len(h.Distrusted) < maxDistrusted {
+				h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: start})
+			}
+		}
 		// Merged back with the pid of a run we hold a set for: the very
 		// run that failed, unless its hello shows another start (which
 		// the receivers check). Named now, not only once its hello has
@@ -622,6 +629,7 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// Quorum is reported after the ring's members, in a notice of its own
 	// for the ring, and again within the ring when the votes change.
 	notice := ev.QuorumRing != RingID{}
+	quorateNotice := notice && ev.Quorate && ev.QuorumRing == ev.Ring
 	if notice {
 		if ev.QuorumRing != m.noticeRing {
 			m.noticeRing, m.ringQuorateSeen = ev.QuorumRing, false
@@ -643,23 +651,20 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			}
 			s.quorumSettled = true // its ring is over: the word it had stands
 		}
-		// A notice, not the word a ring's members carry over: that
-		// repeats the ring before's, applied in its time.
-		if notice && ev.Quorate && !newSet[s.NodeID] {
+		// A notice for the ring we are in, not the word a ring's members
+		// carry over: that repeats the ring before's, applied in its time.
+		if quorateNotice && !newSet[s.NodeID] {
 			s.QuorateWhenGone = true
 		}
 	}
 	// The same for nodes with no set yet (their group confchg may come
-	// later, even rings later): remembered per node while it is out.
-	for id := range m.seenNodes {
-		if newSet[id] {
-			delete(m.quorateWhileOut, id)
-		} else if notice && ev.Quorate {
-			m.quorateWhileOut[id] = true
-		}
+	// later, even rings later): a node counts as out since it was last a
+	// member, or since we started if we never saw it.
+	if quorateNotice {
+		m.quorateNotices++
 	}
 	for id := range newSet {
-		m.seenNodes[id] = true
+		m.seenAt[id] = m.quorateNotices
 	}
 
 	for _, id := range left {
@@ -708,7 +713,7 @@ func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 // A notice that said quorate while the node was already out of the
 // cluster, in an earlier ring, settles it true.
 func (m *Machine) quorumWord(id uint32) (quorate, settled bool) {
-	if m.quorateWhileOut[id] {
+	if m.quorateNotices > m.seenAt[id] {
 		return true, true
 	}
 	if m.noticeRing == m.ring && m.ring != (RingID{}) {
@@ -815,6 +820,9 @@ func (m *Machine) message(ev GroupMessage) {
 	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
 		m.notice("warn", "member-distrusted", ev.NodeID, "%s pid %d is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		mb.markStale(h.Start)
+		if m.joined {
+			m.sendHello() // for daemons that joined after the one that told us left
+		}
 		return
 	}
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
@@ -852,8 +860,11 @@ func (m *Machine) distrust(from GroupMessage, runs []Run) {
 		}
 		if !r.Start.IsZero() && mb.hello == nil && !mb.stale {
 			// Its hello will tell whether it is that run (the same pid
-			// may be a new run); unvouched for until then anyway.
-			mb.distrustedStarts = append(mb.distrustedStarts, r.Start)
+			// may be a new run); unvouched for until then anyway. Our
+			// hellos pass it on meanwhile.
+			if !slices.ContainsFunc(mb.distrustedStarts, r.Start.Equal) {
+				mb.distrustedStarts = append(mb.distrustedStarts, r.Start)
+			}
 			continue
 		}
 		if !mb.stale {
