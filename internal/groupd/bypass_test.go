@@ -675,6 +675,50 @@ func TestDistrustRelayedBeforeAndAfterHello(t *testing.T) {
 	}
 }
 
+// A quorate notice that comes ahead of its ring's members counts once
+// the members come, for the nodes out of that ring.
+func TestNoticeAheadOfMembersCounts(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4, 5}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	next := RingID{NodeID: 1, Seq: h.seq + 4} // the ring ringMembers makes next
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2}, Quorate: true, QuorumRing: next})
+	h.ringMembers(1, 2, 4, 5)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.ringMembers(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3 may skip fencing although a notice said we were quorate while it was gone: %s", why)
+	}
+}
+
+// The hello of the very run that failed (merged back, our set pending)
+// does not pass its distrust on to us: its view is the suspect one.
+func TestFailedRunsDistrustNotApplied(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2)
+	h.quorumNotice(true) // gone while we were quorate: its set stays
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.ringMembers(1, 2, 3) // merges into our side, not quorate just before
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	from3 := Hello{Version: HelloVersion, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
+	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: from3.Marshal()})
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 refused after the failed run distrusted it: %s", why)
+	}
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Error("the failed run may skip fencing")
+	}
+}
+
 // A node gone while we were quorate, merged back into our side after we
 // lost quorum, and gone again (a flapping network) was still gone once
 // while we were quorate: its set stays, and the run must be fenced.

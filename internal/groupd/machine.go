@@ -456,7 +456,7 @@ func (m *Machine) sendHello() {
 		// run that failed, unless its hello shows another start (which
 		// the receivers check). Named now, not only once its hello has
 		// come, for daemons that joined meanwhile.
-		if s := m.sets[mb.nodeID]; mb.reason == ReasonNodeUp && s != nil && s.State.Pending() && s.PID == mb.pid {
+		if s := m.sets[mb.nodeID]; mb.reason == ReasonNodeUp && s != nil && s.State.Pending() && s.PID == mb.pid && len(h.Distrusted) < maxDistrusted {
 			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: s.Start})
 		}
 	}
@@ -629,7 +629,10 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// Quorum is reported after the ring's members, in a notice of its own
 	// for the ring, and again within the ring when the votes change.
 	notice := ev.QuorumRing != RingID{}
-	quorateNotice := notice && ev.Quorate && ev.QuorumRing == ev.Ring
+	// A quorate notice for the ring we are in; or the members of the ring
+	// a notice that came ahead of them was for.
+	quorateNotice := (notice && ev.Quorate && ev.QuorumRing == ev.Ring) ||
+		(!notice && ev.Ring == m.noticeRing && m.ringQuorateSeen)
 	if notice {
 		if ev.QuorumRing != m.noticeRing {
 			m.noticeRing, m.ringQuorateSeen = ev.QuorumRing, false
@@ -816,7 +819,6 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	m.distrust(ev, h.Distrusted)
 	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
 		m.notice("warn", "member-distrusted", ev.NodeID, "%s pid %d is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		mb.markStale(h.Start)
@@ -837,6 +839,8 @@ func (m *Machine) message(ev GroupMessage) {
 		}
 		return
 	}
+	// Only a run whose hello counts passes its distrust on to us.
+	m.distrust(ev, h.Distrusted)
 	if mb.hello == nil {
 		m.notice("info", "hello", ev.NodeID, "%s pid %d announced itself (groupd started %s, protocol %d)", m.node(ev.NodeID), ev.PID, h.Start.Format(time.RFC3339), h.Version)
 	}

@@ -47,10 +47,12 @@ type GroupMember struct {
 	HelloStart   time.Time
 	// StaleHello: no hello from it counts until it leaves the group and
 	// joins again: it merged back after a partition, it is the run that
-	// failed earlier, or its node left the cluster while it was listed.
+	// failed earlier, its node left the cluster while it was listed, or
+	// another member's daemon distrusts it.
 	StaleHello bool
-	// Awaited: it was in the group when we joined, and we have not heard
-	// its hello yet, which may name runs its daemon distrusts.
+	// Awaited: it was in the group when we joined, or merged into our side
+	// from the one that could act, and we have not heard its hello yet,
+	// which may name runs its daemon distrusts.
 	Awaited bool
 }
 
@@ -67,7 +69,9 @@ type BypassCheck struct {
 	// Merged: a process of the node came into the group with a partition
 	// healing (reason nodeup), not by joining, into our quorate side; it
 	// may hold old state. (Nodes merging into a side that was not quorate
-	// were the side that could act, and are not marked.)
+	// were the side that could act, and are marked only if they are the
+	// very run we hold a recovery set for, or another daemon distrusts
+	// them.)
 	Merged          bool
 	PendingRecovery bool
 	Reason          string
@@ -112,9 +116,10 @@ type bypassView struct {
 	clusterKnown, joined, clusterMember bool
 	members                             []GroupMember // the node's processes in the group
 	pending                             bool          // it has a pending recovery set
-	// awaiting counts the members that were in the group when we joined
-	// and whose hello we have not heard: until we have, any member may be
-	// distrusted by one of them without our knowing.
+	// awaiting counts the members that were in the group when we joined,
+	// or merged in from the side that could act, and whose hello we have
+	// not heard: until we have, any member may be distrusted by one of
+	// them without our knowing.
 	awaiting int
 }
 
@@ -143,7 +148,7 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 	case !v.joined:
 		c.Reason = who + " must be fenced: this daemon is not in the groupd group, so it cannot tell"
 	case v.awaiting > 0:
-		c.Reason = fmt.Sprintf("%s must be fenced: this daemon joined the groupd group recently and waits for the hellos of %d member(s) that were in it before, which say what runs their daemons distrust, so it cannot tell yet", who, v.awaiting)
+		c.Reason = fmt.Sprintf("%s must be fenced: this daemon waits for the hellos of %d member(s) that were in the groupd group before it joined or merged in after a partition, which say what runs their daemons distrust, so it cannot tell yet", who, v.awaiting)
 	case !c.ClusterMember:
 		c.Reason = who + " must be fenced: it is not a cluster member"
 	case !c.GroupMember:
