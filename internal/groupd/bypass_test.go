@@ -696,26 +696,48 @@ func TestNoticeAheadOfMembersCounts(t *testing.T) {
 	}
 }
 
-// The hello of the very run that failed (merged back, our set pending)
-// does not pass its distrust on to us: its view is the suspect one.
-func TestFailedRunsDistrustNotApplied(t *testing.T) {
+// The very run that failed, merging back, still passes its distrust on:
+// its side may have been quorate while ours was not (a quorum device's
+// vote moved), and distrust only ever means more fencing.
+func TestFailedRunsDistrustApplied(t *testing.T) {
 	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3}, 1, 2, 3)
-	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
 	h.ringMembers(1, 2)
-	h.quorumNotice(true) // gone while we were quorate: its set stays
-	h.nodesQuorate(false, 1, 2)
-	h.quorumNotice(false)
-	h.ringMembers(1, 2, 3) // merges into our side, not quorate just before
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.quorumNotice(false) // the quorum device's vote went to the other side
+	h.ringMembers(1, 2, 3, 4)
 	h.quorumNotice(true)
 	h.joinWith(3, pidOf(3), ReasonNodeUp)
-	from3 := Hello{Version: HelloVersion, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
-	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: from3.Marshal()})
-	if ok, why := h.snap().Bypass(2); !ok {
-		t.Errorf("node 2 refused after the failed run distrusted it: %s", why)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	for _, n := range []uint32{3, 4} {
+		hl := Hello{Version: HelloVersion, NodeID: n, Start: t0.Add(-time.Hour * time.Duration(n)), Distrusted: []Run{{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}}}
+		h.m.Handle(GroupMessage{NodeID: n, PID: pidOf(n), Data: hl.Marshal()})
 	}
-	if ok, _ := h.snap().Bypass(3); ok {
-		t.Error("the failed run may skip fencing")
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2, distrusted by the side that held quorum after us, may skip fencing: %s", why)
+	}
+}
+
+// A quorum notice that comes ahead of its ring's members does not change
+// the word of a set of the ring before.
+func TestNoticeAheadLeavesEarlierSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4, 5}, 1, 2, 3)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2, 4, 5) // carried: quorate; no notice of its own
+	next := RingID{NodeID: 1, Seq: h.seq + 4}
+	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2, 4, 5}, Quorate: false, QuorumRing: next})
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.ringMembers(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3 may skip fencing: %s", why)
 	}
 }
 

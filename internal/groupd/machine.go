@@ -648,7 +648,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			case notice && s.Ring == ev.QuorumRing:
 				s.QuorateWhenGone, s.quorumSettled = ev.Quorate, true
 				continue
-			case s.Ring == ev.Ring:
+			case notice && ev.QuorumRing != ev.Ring:
+				continue // ahead of its ring's members: not about this set's ring
+			case !notice && s.Ring == ev.Ring:
 				s.QuorateWhenGone = ev.Quorate // still the word carried over
 				continue
 			}
@@ -819,6 +821,10 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	// What it distrusts, it saw gone while its side was quorate: taken
+	// from any hello but a stale run's, even one about to turn out the
+	// run that failed (extra fencing, never less).
+	m.distrust(ev, h.Distrusted)
 	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
 		m.notice("warn", "member-distrusted", ev.NodeID, "%s pid %d is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		mb.markStale(h.Start)
@@ -839,8 +845,6 @@ func (m *Machine) message(ev GroupMessage) {
 		}
 		return
 	}
-	// Only a run whose hello counts passes its distrust on to us.
-	m.distrust(ev, h.Distrusted)
 	if mb.hello == nil {
 		m.notice("info", "hello", ev.NodeID, "%s pid %d announced itself (groupd started %s, protocol %d)", m.node(ev.NodeID), ev.PID, h.Start.Format(time.RFC3339), h.Version)
 	}
