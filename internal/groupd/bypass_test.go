@@ -280,6 +280,7 @@ func TestMergeFromQuorateSideClosesOurSets(t *testing.T) {
 			h.leave(2, pidOf(2), ReasonNodeDown)
 			h.leave(3, pidOf(3), ReasonNodeDown)
 			h.nodesQuorate(false, 1)
+			h.quorumNotice(false) // corosync's word for the ring they left in
 			h.wantSets("2:waiting-for-fencing", "3:waiting-for-fencing")
 			if cpgFirst {
 				h.joinWith(2, pidOf(2), ReasonNodeUp)
@@ -735,6 +736,61 @@ func TestNoticeAheadLeavesEarlierSet(t *testing.T) {
 	h.quorumNotice(false)
 	h.ringMembers(1, 2, 3)
 	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3 may skip fencing: %s", why)
+	}
+}
+
+// A quorum notice ahead of its ring's members does not change whether we
+// were quorate before a merge: members merging into our side that was
+// not quorate are from the side that could act, whatever order the
+// notice and the members come in.
+func TestNoticeAheadDoesNotDecideMerge(t *testing.T) {
+	for _, cpgFirst := range []bool{false, true} {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2, 3, 4, 5}, 1, 2, 3, 4, 5)
+		h.quorumNotice(true)
+		h.ringMembers(1, 2)
+		h.quorumNotice(false)
+		for _, n := range []uint32{3, 4, 5} {
+			h.leave(n, pidOf(n), ReasonNodeDown)
+		}
+		h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2}, Quorate: true, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
+		if !cpgFirst {
+			h.ringMembers(1, 2, 3, 4, 5)
+		}
+		for _, n := range []uint32{3, 4, 5} {
+			h.joinWith(n, pidOf(n), ReasonNodeUp)
+		}
+		if cpgFirst {
+			h.ringMembers(1, 2, 3, 4, 5)
+		}
+		for _, n := range []uint32{3, 4, 5} {
+			hl := Hello{Version: HelloVersion, NodeID: n, Start: t0.Add(-time.Hour * time.Duration(n)), Distrusted: []Run{{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}}}
+			h.m.Handle(GroupMessage{NodeID: n, PID: pidOf(n), Data: hl.Marshal()})
+		}
+		if ok, why := h.snap().Bypass(2); ok {
+			t.Errorf("cpg first %v: node 2, distrusted by the side that could act, may skip fencing: %s", cpgFirst, why)
+		}
+	}
+}
+
+// A merge that comes before corosync's quorum notice for the ring the node
+// left in does not close its set on the word carried over: the notice may
+// say we were quorate.
+func TestMergeBeforeSettlingNoticeKeepsSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4, 5}, 1, 2, 3)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(false)
+	h.ringMembers(1, 2)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.joinWith(3, pidOf(3), ReasonNodeUp) // cpg ahead of cman by a ring
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
 	h.sayHello(3, pidOf(3))
 	if ok, why := h.snap().Bypass(3); ok {
 		t.Errorf("node 3 may skip fencing: %s", why)

@@ -365,7 +365,9 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			if mb := m.findMember(memberKey{j.NodeID, j.PID}); mb != nil && m.joined && !m.isUs(mb.memberKey) {
 				mb.awaited = true
 			}
-			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone {
+			// Only on a settled word: before corosync's notice for the
+			// ring the node left in, we may yet learn we were quorate.
+			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone && s.quorumSettled {
 				// Opened when it was cut off from us, in a ring where we
 				// were not quorate either: we could not act on its
 				// absence. Left open, the run's hello would be taken for
@@ -615,7 +617,13 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	slices.Sort(left)
 	slices.Sort(joined)
 
-	if !m.clusterKnown || ev.Quorate != m.quorate {
+	// Quorum is reported after the ring's members, in a notice of its own
+	// for the ring, and again within the ring when the votes change. A
+	// notice ahead of its ring's members does not change our word for the
+	// ring we are in; the members carry it when they come.
+	notice := ev.QuorumRing != RingID{}
+	ahead := notice && ev.QuorumRing != ev.Ring
+	if !ahead && (!m.clusterKnown || ev.Quorate != m.quorate) {
 		m.notice("info", "quorum", 0, "cluster is %s (ring %s, %d members)", quorateWord(ev.Quorate), ev.Ring, len(ev.Members))
 	}
 	prev := m.cluster
@@ -623,12 +631,11 @@ func (m *Machine) nodeChange(ev NodeChange) {
 		m.quorateBefore = m.quorate
 	}
 	m.clusterKnown = true
-	m.quorate = ev.Quorate
+	if !ahead {
+		m.quorate = ev.Quorate
+	}
 	m.ring = ev.Ring
 	m.cluster = newSet
-	// Quorum is reported after the ring's members, in a notice of its own
-	// for the ring, and again within the ring when the votes change.
-	notice := ev.QuorumRing != RingID{}
 	// A quorate notice for the ring we are in; or the members of the ring
 	// a notice that came ahead of them was for.
 	quorateNotice := (notice && ev.Quorate && ev.QuorumRing == ev.Ring) ||
