@@ -172,6 +172,20 @@ func (h *harness) quorumNotice(quorate bool) {
 	h.m.Handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: ring})
 }
 
+// mergeBackRefused has node's run that failed merge back, with a quorate
+// ring of members, and say its hello, and fails the test if the node may
+// then skip fencing.
+func (h *harness) mergeBackRefused(node uint32, members ...uint32) {
+	h.t.Helper()
+	h.ringMembers(members...)
+	h.quorumNotice(true)
+	h.joinWith(node, pidOf(node), ReasonNodeUp)
+	h.sayHello(node, pidOf(node))
+	if ok, why := h.snap().Bypass(node); ok {
+		h.t.Errorf("node %d, merged back as the run that failed, may skip fencing: %s", node, why)
+	}
+}
+
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }
 
 func (h *harness) joinWith(node, pid uint32, r Reason) {
