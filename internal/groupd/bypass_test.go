@@ -600,8 +600,7 @@ func TestDistrustBeforeHelloChecksStart(t *testing.T) {
 		if same {
 			start = distrusted
 		}
-		from2 := Hello{Version: HelloVersion, NodeID: 2, Start: t0.Add(-2 * time.Hour), Distrusted: []Run{{NodeID: 3, PID: pidOf(3), Start: distrusted}}}
-		h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()})
+		h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: distrusted})
 		h.sayHelloStart(3, pidOf(3), start)
 		if ok, why := h.snap().Bypass(3); ok == same {
 			t.Errorf("hello of the distrusted run: %v; another run with its pid: %v; bypass %v (%s)", same, !same, ok, why)
@@ -630,9 +629,8 @@ func TestDistrustRelayedBeforeAndAfterHello(t *testing.T) {
 	h.up([]uint32{1, 2, 3, 4}, 1, 2)
 	h.joinWith(3, pidOf(3), ReasonJoin)
 	start := t0.Add(-5 * time.Hour)
-	from2 := Hello{Version: HelloVersion, NodeID: 2, Start: t0.Add(-2 * time.Hour), Distrusted: []Run{{NodeID: 3, PID: pidOf(3), Start: start}}}
-	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()})
-	h.m.Handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: from2.Marshal()}) // said twice
+	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: start})
+	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: start}) // said twice
 	h.leave(2, pidOf(2), ReasonLeave)
 	h.joinWith(4, pidOf(4), ReasonJoin)
 	hello, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
@@ -660,17 +658,11 @@ func TestNoticeAheadOfMembersCounts(t *testing.T) {
 	h.leave(3, pidOf(3), ReasonNodeDown)
 	h.ringMembers(1, 2)
 	h.quorumNotice(false)
-	next := RingID{NodeID: 1, Seq: h.seq + 4} // the ring ringMembers makes next
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2}, Quorate: true, QuorumRing: next})
+	h.noticeAhead(true)
 	h.ringMembers(1, 2, 4, 5)
 	h.ringMembers(1, 2)
 	h.quorumNotice(false)
-	h.ringMembers(1, 2, 3)
-	h.joinWith(3, pidOf(3), ReasonNodeUp)
-	h.sayHello(3, pidOf(3))
-	if ok, why := h.snap().Bypass(3); ok {
-		t.Errorf("node 3 may skip fencing although a notice said we were quorate while it was gone: %s", why)
-	}
+	h.mergeBackRefused(3, 1, 2, 3)
 }
 
 // The very run that failed, merging back, still passes its distrust on:
@@ -690,8 +682,7 @@ func TestFailedRunsDistrustApplied(t *testing.T) {
 	h.joinWith(3, pidOf(3), ReasonNodeUp)
 	h.joinWith(4, pidOf(4), ReasonNodeUp)
 	for _, n := range []uint32{3, 4} {
-		hl := Hello{Version: HelloVersion, NodeID: n, Start: t0.Add(-time.Hour * time.Duration(n)), Distrusted: []Run{{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}}}
-		h.m.Handle(GroupMessage{NodeID: n, PID: pidOf(n), Data: hl.Marshal()})
+		h.sayHelloDistrusting(n, Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)})
 	}
 	if ok, why := h.snap().Bypass(2); ok {
 		t.Errorf("node 2, distrusted by the side that held quorum after us, may skip fencing: %s", why)
@@ -706,16 +697,10 @@ func TestNoticeAheadLeavesEarlierSet(t *testing.T) {
 	h.quorumNotice(true)
 	h.leave(3, pidOf(3), ReasonNodeDown)
 	h.ringMembers(1, 2, 4, 5) // carried: quorate; no notice of its own
-	next := RingID{NodeID: 1, Seq: h.seq + 4}
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2, 4, 5}, Quorate: false, QuorumRing: next})
+	h.noticeAhead(false)
 	h.ringMembers(1, 2)
 	h.quorumNotice(false)
-	h.ringMembers(1, 2, 3)
-	h.joinWith(3, pidOf(3), ReasonNodeUp)
-	h.sayHello(3, pidOf(3))
-	if ok, why := h.snap().Bypass(3); ok {
-		t.Errorf("node 3 may skip fencing: %s", why)
-	}
+	h.mergeBackRefused(3, 1, 2, 3)
 }
 
 // A quorum notice ahead of its ring's members does not change whether we
@@ -732,7 +717,7 @@ func TestNoticeAheadDoesNotDecideMerge(t *testing.T) {
 		for _, n := range []uint32{3, 4, 5} {
 			h.leave(n, pidOf(n), ReasonNodeDown)
 		}
-		h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2}, Quorate: true, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
+		h.noticeAhead(true)
 		if !cpgFirst {
 			h.ringMembers(1, 2, 3, 4, 5)
 		}
@@ -743,8 +728,7 @@ func TestNoticeAheadDoesNotDecideMerge(t *testing.T) {
 			h.ringMembers(1, 2, 3, 4, 5)
 		}
 		for _, n := range []uint32{3, 4, 5} {
-			hl := Hello{Version: HelloVersion, NodeID: n, Start: t0.Add(-time.Hour * time.Duration(n)), Distrusted: []Run{{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}}}
-			h.m.Handle(GroupMessage{NodeID: n, PID: pidOf(n), Data: hl.Marshal()})
+			h.sayHelloDistrusting(n, Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)})
 		}
 		if ok, why := h.snap().Bypass(2); ok {
 			t.Errorf("cpg first %v: node 2, distrusted by the side that could act, may skip fencing: %s", cpgFirst, why)
@@ -823,8 +807,7 @@ func TestMergeFromQuorateSideAwaitsHellos(t *testing.T) {
 		t.Errorf("HelloDeadline = %v, %v; want %v", at, ok, h.clock.Now().Add(helloWait))
 	}
 	// Node 3's side saw node 2 fail with it: node 2 must be fenced.
-	fromThree := Hello{Version: 2, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
-	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: fromThree.Marshal()})
+	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2)})
 	if c := h.snap().BypassDetail(2); !c.Known || c.Allowed {
 		t.Errorf("node 2 after node 3's hello distrusting it: %+v, want a known no", c)
 	}
@@ -880,8 +863,7 @@ func TestDistrustFromStaleRunIgnored(t *testing.T) {
 	h.nodes(1, 2)
 	h.nodes(1, 2, 3)
 	h.joinWith(3, pidOf(3), ReasonNodeUp) // merged back into our quorate side: stale
-	fromThree := Hello{Version: 2, NodeID: 3, Start: t0.Add(-3 * time.Hour), Distrusted: []Run{{NodeID: 2, PID: pidOf(2)}}}
-	h.m.Handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: fromThree.Marshal()})
+	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2)})
 	if ok, why := h.snap().Bypass(2); !ok {
 		t.Errorf("node 2 refused after a stale run distrusted it: %s", why)
 	}

@@ -186,6 +186,14 @@ func (h *harness) mergeBackRefused(node uint32, members ...uint32) {
 	}
 }
 
+// noticeAhead is a quorum notice for the ring ringMembers makes next,
+// come before that ring's members.
+func (h *harness) noticeAhead(quorate bool) {
+	h.clock.advance(time.Second)
+	ring := RingID{NodeID: 1, Seq: h.seq}
+	h.m.Handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
+}
+
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }
 
 func (h *harness) joinWith(node, pid uint32, r Reason) {
@@ -207,6 +215,13 @@ func (h *harness) sayHello(node, pid uint32) {
 
 func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
 	h.m.Handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
+}
+
+// sayHelloDistrusting is node's hello (its run's start as sayHello gives
+// it) naming runs its daemon distrusts.
+func (h *harness) sayHelloDistrusting(node uint32, runs ...Run) {
+	hl := Hello{Version: HelloVersion, NodeID: node, Start: t0.Add(-time.Hour * time.Duration(node)), Distrusted: runs}
+	h.m.Handle(GroupMessage{NodeID: node, PID: pidOf(node), Data: hl.Marshal()})
 }
 
 func (h *harness) snap() *Snapshot { return h.m.Snapshot() }

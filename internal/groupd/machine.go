@@ -833,23 +833,13 @@ func (m *Machine) message(ev GroupMessage) {
 	// run that failed (extra fencing, never less).
 	m.distrust(ev, h.Distrusted)
 	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
-		m.notice("warn", "member-distrusted", ev.NodeID, "%s pid %d is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
-		mb.markStale(h.Start)
-		if m.joined {
-			m.sendHello() // for daemons that joined after the one that told us left
-		}
+		m.staleByHello(mb, h.Start, "member-distrusted", "is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group")
 		return
 	}
 	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
 		// The very run that failed has merged back with whatever state it
 		// held: not a clean start.
-		m.notice("warn", "stale-hello", ev.NodeID, "%s pid %d merged back into the groupd group as the same run that failed; it must still be fenced", m.node(ev.NodeID), ev.PID)
-		mb.markStale(h.Start)
-		// Only we know, from our set: say so again, for a daemon that
-		// joined since our last hello and has no set for it.
-		if m.joined {
-			m.sendHello()
-		}
+		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group as the same run that failed; it must still be fenced")
 		return
 	}
 	if mb.hello == nil {
@@ -857,6 +847,18 @@ func (m *Machine) message(ev GroupMessage) {
 	}
 	mb.hello = &h
 	mb.stale = false
+}
+
+// staleByHello marks mb stale once its hello (run start) showed it to be a
+// run that must be fenced, and says so in a new hello of ours: what told
+// us (our set, or a daemon that has left since) a daemon that joined
+// after our last hello may not know.
+func (m *Machine) staleByHello(mb *member, start time.Time, kind, why string) {
+	m.notice("warn", kind, mb.nodeID, "%s pid %d %s", m.node(mb.nodeID), mb.pid, why)
+	mb.markStale(start)
+	if m.joined {
+		m.sendHello()
+	}
 }
 
 // distrust applies the runs a member's hello says its daemon distrusts:
