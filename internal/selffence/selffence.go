@@ -42,8 +42,8 @@ const MaxOutput = 64 << 10
 // ErrNotFound is returned (wrapped) when the command's program does not exist.
 var ErrNotFound = errors.New("self-fence command not found")
 
-// ErrNotExecutable is returned (wrapped) when the program is in PATH but
-// lacks the execute permission.
+// ErrNotExecutable is returned (wrapped) when the program exists but may
+// not be executed (no execute bit, or access denied).
 var ErrNotExecutable = errors.New("self-fence command cannot be run")
 
 // Template is a parsed self-fence command line.
@@ -157,7 +157,7 @@ func lookPath(prog string) (string, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, exec.ErrDot):
-			return "", fmt.Errorf("%w: %q is found only through a relative directory in PATH (%s), which groupd does not run from; give its absolute path", ErrNotFound, prog, os.Getenv("PATH"))
+			return "", fmt.Errorf("%w: %q is found only through a relative directory in PATH (%s), and such programs are not run; give its absolute path", ErrNotFound, prog, os.Getenv("PATH"))
 		case errors.Is(err, fs.ErrPermission):
 			return "", fmt.Errorf("%w: %s: %v", ErrNotExecutable, prog, err)
 		case strings.Contains(prog, "/"):
