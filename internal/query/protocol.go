@@ -57,8 +57,9 @@ type Request struct {
 }
 
 // ParseRequest decodes and validates one request line. It accepts exactly
-// one JSON object with known fields, the current version, a known op, and
-// a node id for (and only for) bypass and ack.
+// one JSON object with known fields, each spelled exactly so and given at
+// most once, the current version, a known op, and a node id for (and only
+// for) bypass and ack.
 func ParseRequest(line []byte) (Request, error) {
 	var r Request
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -68,6 +69,9 @@ func ParseRequest(line []byte) (Request, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Request{}, errors.New("malformed request: more than one JSON value on the line")
+	}
+	if err := checkKeys(line); err != nil {
+		return Request{}, fmt.Errorf("malformed request: %v", err)
 	}
 	if r.V != Version {
 		return Request{}, fmt.Errorf("unsupported protocol version %d (this daemon speaks %d)", r.V, Version)
@@ -82,6 +86,40 @@ func ParseRequest(line []byte) (Request, error) {
 		return Request{}, fmt.Errorf("%s takes no node id", r.Op)
 	}
 	return r, nil
+}
+
+// requestKeys are Request's JSON keys.
+var requestKeys = map[string]bool{"v": true, "op": true, "node": true}
+
+// checkKeys refuses keys that Go's decoder would take but a reader of the
+// line would not: another spelling of a known key ("OP" for "op") and a
+// key given twice (the decoder keeps the last). line holds one valid JSON
+// value.
+func checkKeys(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // null: no keys
+	}
+	seen := make(map[string]bool, len(requestKeys))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		if !requestKeys[key] {
+			return fmt.Errorf("unknown field %q (fields are lower case)", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Encode returns the request as one line, newline included.

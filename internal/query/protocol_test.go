@@ -39,6 +39,12 @@ func TestParseRequest(t *testing.T) {
 		{line: `{"v":1,"op":"ack","node":1.5}`, wantErr: "malformed"},
 		{line: `{"v":1,"op":"status","node":2}`, wantErr: "takes no node"},
 		{line: `null`, wantErr: "unsupported protocol version"},
+		{line: `{"v":1,"OP":"status"}`, wantErr: `unknown field "OP"`},
+		{line: `{"V":1,"op":"status"}`, wantErr: `unknown field "V"`},
+		{line: `{"v":1,"op":"bypass","Node":3}`, wantErr: `unknown field "Node"`},
+		{line: `{"v":1,"op":"bypass","node":3,"node":4}`, wantErr: `field "node" given twice`},
+		{line: `{"v":1,"op":"ack","op":"status"}`, wantErr: `field "op" given twice`},
+		{line: `{"v":1,"v":1,"op":"status"}`, wantErr: `field "v" given twice`},
 	}
 	for _, tt := range tests {
 		got, err := ParseRequest([]byte(tt.line))
