@@ -71,10 +71,16 @@ func ParseTemplate(s string) (Template, error) {
 	if len(args) == 0 {
 		return Template{}, fmt.Errorf("self-fence command is empty")
 	}
-	for _, a := range args {
+	for i, a := range args {
 		for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
 			if err := checkPlaceholder(m[1] == "$", m[2]); err != nil {
 				return Template{}, fmt.Errorf("self-fence command %s: %w", program(args), err)
+			}
+			if i == 0 && m[1] == "" {
+				// Check looks the program up at startup, before our
+				// node's name is known.
+				return Template{}, fmt.Errorf("self-fence command %s: the program may not hold a placeholder; "+
+					"pass {name} and {nodeid} as arguments", program(args))
 			}
 		}
 	}
@@ -139,8 +145,18 @@ func (t Template) Expand(name string, nodeid uint32) []string {
 	return out
 }
 
-// usesName reports whether an empty node name would reach the command.
-func (t Template) usesName() bool { return strings.Contains(strings.Join(t.args, " "), "{name}") }
+// usesName reports whether the command holds {name} (a shell's ${name}
+// is not ours), so that an unknown node name would reach it empty.
+func (t Template) usesName() bool {
+	for _, a := range t.args {
+		for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
+			if m[1] == "" && m[2] == "name" {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Check verifies the program exists and may be run, so that a daemon can
 // warn about a missing command long before it has to fence itself.

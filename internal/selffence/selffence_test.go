@@ -46,6 +46,9 @@ func TestParseTemplate(t *testing.T) {
 		{in: "fence_node 'oops", wantErr: "unterminated single quote"},
 		{in: `fence_node "oops`, wantErr: "unterminated double quote"},
 		{in: `fence_node oops\`, wantErr: "trailing backslash"},
+		{in: "/usr/sbin/fence_{name} -o off", wantErr: "the program may not hold a placeholder"},
+		{in: "{nodeid}", wantErr: "the program may not hold a placeholder"},
+		{in: `/opt/${ARCH}/fence-me {name}`, want: []string{"/opt/${ARCH}/fence-me", "node 2"}},
 	}
 	for _, tt := range tests {
 		tpl, err := ParseTemplate(tt.in)
@@ -185,7 +188,15 @@ func TestRunNeedsName(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := Run(context.Background(), byID, "", 7); err != nil {
-		t.Errorf("a command that does not use {name} ran without a name: %v", err)
+		t.Errorf("a command that does not use {name} did not run without a name: %v", err)
+	}
+	// ${name} is the shell's variable, not our placeholder.
+	shellVar, err := ParseTemplate(`sh -c 'exit 0; echo ${name}' {nodeid}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), shellVar, "", 7); err != nil {
+		t.Errorf("a command with the shell's ${name} did not run without a name: %v", err)
 	}
 }
 
