@@ -38,7 +38,11 @@ func handleFor(ctx C.uintptr_t) (h *Handle) {
 // guard turns a panic in a trampoline into the stream's terminal error.
 func (h *Handle) guard() {
 	if r := recover(); r != nil && h.panicked == nil {
-		h.panicked = fmt.Errorf("cpg: panic in event callback: %v", r)
+		if err, ok := r.(error); ok {
+			h.panicked = fmt.Errorf("cpg: panic in event callback: %w", err)
+		} else {
+			h.panicked = fmt.Errorf("cpg: panic in event callback: %v", r)
+		}
 	}
 }
 

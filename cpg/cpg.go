@@ -185,7 +185,8 @@ func New() (*Handle, error) {
 // *TotemConfChg events, in the order corosync delivered them (see the
 // package doc on virtual synchrony and buffering). If corosync goes away
 // the last event is a *Terminated; then the channel is closed. Close also
-// closes it, discarding events not yet received.
+// closes it; events still queued beyond the channel's buffer are then
+// discarded (see Close).
 func (h *Handle) Events() <-chan Event { return h.events }
 
 // Err returns the error that ended the stream (the one in the Terminated
@@ -202,7 +203,10 @@ func (h *Handle) Err() error {
 func (h *Handle) Pending() int { return h.q.len() }
 
 // dispatchBatch is how many events are collected before they are handed to
-// the consumer, so that a long burst is not held back until it ends.
+// the consumer, so that a long burst is not held back until it ends. It is
+// also the most the dispatch goroutine delivers before it lets go of
+// dispatchMu and checks for Close: under a steady flood there is always
+// more, and Close waits for the dispatch goroutine.
 const dispatchBatch = 256
 
 func (h *Handle) dispatchLoop() {
@@ -225,10 +229,7 @@ func (h *Handle) dispatchLoop() {
 			return // a multicast ended the stream (a panicking trampoline)
 		}
 		before := h.dispatched
-		err := h.dispatchReady()
-		if err != nil && err != h.panicked {
-			err = fmt.Errorf("cpg dispatch failed, so the stream ends (corosync went away, or libcpg could not go on): %w", err)
-		}
+		err := h.dispatchSome(dispatchBatch)
 		idle := h.dispatched == before
 		h.dispatchMu.Unlock()
 		if err != nil {
@@ -246,26 +247,10 @@ func (h *Handle) dispatchLoop() {
 	}
 }
 
-// dispatchReady runs the callbacks for everything already received
-// (CS_DISPATCH_ALL); they hand events on in batches, and the last batch is
-// flushed here. Called with dispatchMu held.
-func (h *Handle) dispatchReady() error {
-	err := cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ALL)))
-	if h.panicked != nil {
-		err = h.panicked
-	}
-	if errors.Is(err, cs.ErrTryAgain) {
-		err = nil
-	}
-	h.flush()
-	return err
-}
-
 // inlineDispatchMax is the most events a Multicast delivers itself after
 // sending. It is enough to keep up with the sender's own messages, and few
-// enough that other members' traffic cannot hold the sender up: with
-// CS_DISPATCH_ALL, cpg_dispatch returns only once nothing is ready, which
-// under a steady inbound flood may be never. The dispatch goroutine takes
+// enough that other members' traffic cannot hold the sender up: under a
+// steady inbound flood more is always ready. The dispatch goroutine takes
 // the rest.
 const inlineDispatchMax = 64
 
@@ -275,8 +260,10 @@ var dispatchGate atomic.Pointer[func(*Handle)]
 
 // dispatchSome runs the callbacks for at most max of the events already
 // received, one cpg_dispatch (CS_DISPATCH_ONE_NONBLOCKING) each, and
-// flushes them. A fragment of a larger message counts as one. Called with
-// dispatchMu held.
+// flushes them. A fragment of a larger message counts as one. An error
+// (a panicking trampoline's, or libcpg's, which may have consumed an
+// event it could not deliver) ends the stream. Called with dispatchMu
+// held.
 func (h *Handle) dispatchSome(max int) error {
 	var err error
 	for range max {
@@ -285,11 +272,13 @@ func (h *Handle) dispatchSome(max int) error {
 			break
 		}
 	}
-	if h.panicked != nil {
+	switch {
+	case h.panicked != nil:
 		err = h.panicked
-	}
-	if errors.Is(err, cs.ErrTryAgain) {
+	case errors.Is(err, cs.ErrTryAgain):
 		err = nil // nothing more is ready
+	case err != nil:
+		err = fmt.Errorf("cpg dispatch failed, so the stream ends (corosync went away, or libcpg could not go on): %w", err)
 	}
 	h.flush()
 	return err
@@ -548,10 +537,12 @@ func (h *Handle) Join(ctx context.Context, group string) error {
 		return fmt.Errorf("cpg join %q: %w", group, err)
 	}
 	h.group = group
-	h.member.Store(&group)
+	// Before Multicast may send: nothing of ours is in flight in the new
+	// group.
 	h.sendMu.Lock()
-	h.sent = h.returned.Load() // nothing of ours is in flight in the new group
+	h.sent = h.returned.Load()
 	h.sendMu.Unlock()
+	h.member.Store(&group)
 	return nil
 }
 
@@ -585,9 +576,12 @@ func (h *Handle) Leave(ctx context.Context) error {
 }
 
 // Group returns the group the handle is in: the one it joined, from the
-// return of Join until Leave starts (and again if Leave fails). It does
-// not wait for a Join or Leave under way.
+// return of Join until Leave starts (and again if Leave fails) or Close.
+// It does not wait for a Join or Leave under way.
 func (h *Handle) Group() (string, bool) {
+	if h.closed.Load() {
+		return "", false // corosync takes a closed connection out of its group
+	}
 	if p := h.member.Load(); p != nil {
 		return *p, true
 	}
@@ -669,16 +663,15 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	// saves it a wake-up, and keeps corosync's queue to us short. At most
 	// inlineDispatchMax events, so that the caller gets its return.
 	if h.dispatchMu.TryLock() {
-		var panicked error
+		var derr error
 		if h.Err() == nil && !h.closed.Load() {
-			h.dispatchSome(inlineDispatchMax) // a lost connection is the dispatch goroutine's to report
-			panicked = h.panicked
+			derr = h.dispatchSome(inlineDispatchMax)
 		}
 		h.dispatchMu.Unlock()
-		if panicked != nil {
-			// The dispatch goroutine may not wake again: end the
-			// stream here.
-			h.terminate(panicked)
+		if derr != nil {
+			// The event that failed is gone, and the dispatch
+			// goroutine may not wake again: end the stream here.
+			h.terminate(derr)
 		}
 	}
 	return nil

@@ -1107,13 +1107,15 @@ func TestCloseWhileDelivering(t *testing.T) {
 
 // A panic inside the binding's deliver callback (a bug of ours, simulated
 // here) ends the stream with it: the messages before it are delivered,
-// none after it, and the last event says what happened.
+// none after it, and the last event says what happened (wrapping the
+// panic's value when that is an error).
 func TestCallbackPanicEndsStream(t *testing.T) {
 	ctx, h := joinedHandle(t)
 	next[*cpg.TotemConfChg](t, h)
+	errSimulated := errors.New("simulated bug")
 	defer cpg.SetDeliverHook(func(size int) {
 		if size == 3 {
-			panic("simulated bug")
+			panic(errSimulated)
 		}
 	})()
 	for _, m := range []string{"1", "22", "333", "4444", "55555"} {
@@ -1143,7 +1145,7 @@ func TestCallbackPanicEndsStream(t *testing.T) {
 	if !slices.Equal(got, []string{"1", "22"}) {
 		t.Errorf("messages before the end: %q, want those before the panic only", got)
 	}
-	if end.Err == nil || !strings.Contains(end.Err.Error(), "simulated bug") || strings.Contains(end.Err.Error(), "connection") {
+	if !errors.Is(end.Err, errSimulated) || strings.Contains(end.Err.Error(), "connection") {
 		t.Errorf("Terminated.Err = %v, want the panic, not a lost connection", end.Err)
 	}
 	select {
@@ -1153,6 +1155,45 @@ func TestCallbackPanicEndsStream(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Error("stream not closed after Terminated")
+	}
+}
+
+// Close returns promptly while a flood of messages keeps the dispatch
+// goroutine busy: it delivers a bounded number of events at a time and
+// then sees the Close, rather than going on until corosync has nothing
+// more for it, which under a flood may be never.
+func TestCloseDuringFlood(t *testing.T) {
+	var delivered atomic.Int64
+	// A slow callback: corosync always has more for the handle than it
+	// has delivered. Set before the handle's dispatch goroutine starts.
+	defer cpg.SetDeliverHook(func(int) {
+		delivered.Add(1)
+		time.Sleep(time.Millisecond)
+	})()
+	ctx, h := joinedHandle(t)
+	group, _ := h.Group()
+	c := startChild(t, group, 0)
+	fmt.Fprintln(c.stdin, "send 200000")
+	for delivered.Load() < 300 {
+		if ctx.Err() != nil {
+			t.Fatalf("the flood did not come: %d messages delivered", delivered.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	start := time.Now()
+	go func() { closed <- h.Close() }()
+	select {
+	case err := <-closed:
+		t.Logf("Close returned after %v, %d messages delivered, %d pending", time.Since(start), delivered.Load(), h.Pending())
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Close has not returned 10s into a flood (%d messages delivered)", delivered.Load())
+	}
+	if _, in := h.Group(); in {
+		t.Error("Group says the closed handle is still in its group")
 	}
 }
 

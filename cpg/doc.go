@@ -62,7 +62,9 @@
 // The dispatch goroutine parks no thread in C. The connection's descriptor
 // sits in an epoll set that the Go runtime's poller watches (cs.Waiter);
 // the dispatch goroutine sleeps there until corosync has something for it
-// or the handle is closed, and nothing polls on a timer.
+// or the handle is closed, and nothing polls on a timer. It delivers at
+// most 256 events at a time before it looks for a Close, so that Close
+// does not wait for a flood of messages to pause.
 //
 // A Multicast also delivers up to 64 waiting events itself after sending,
 // when the dispatch goroutine is not at it, as a single-threaded C client
