@@ -59,8 +59,8 @@ func (h *Handle) groupName(name *C.char, n C.uint32_t) string {
 //export goDeliver
 func goDeliver(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t, nodeid, pid C.uint32_t, msg unsafe.Pointer, n C.size_t) {
 	h := handleFor(ctx)
-	if h == nil {
-		return
+	if h == nil || h.panicked != nil {
+		return // not ours, or the stream ends at an earlier panic
 	}
 	defer h.guard()
 	if deliverHook != nil {
@@ -85,8 +85,8 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 	left *C.struct_cpg_address, nleft C.size_t,
 	joined *C.struct_cpg_address, njoined C.size_t) {
 	h := handleFor(ctx)
-	if h == nil {
-		return
+	if h == nil || h.panicked != nil {
+		return // not ours, or the stream ends at an earlier panic
 	}
 	defer h.guard()
 	h.confchgSeen()
@@ -101,8 +101,8 @@ func goConfchg(ctx C.uintptr_t, name *C.char, nameLen C.uint32_t,
 //export goTotemConfchg
 func goTotemConfchg(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t, members *C.uint32_t, n C.uint32_t) {
 	h := handleFor(ctx)
-	if h == nil {
-		return
+	if h == nil || h.panicked != nil {
+		return // not ours, or the stream ends at an earlier panic
 	}
 	defer h.guard()
 	ev := &TotemConfChg{Ring: RingID{NodeID: uint32(ringNode), Seq: uint64(ringSeq)}}

@@ -265,13 +265,9 @@ var dispatchGate atomic.Pointer[func(*Handle)]
 // event it could not deliver) ends the stream. Called with dispatchMu
 // held.
 func (h *Handle) dispatchSome(max int) error {
-	var err error
-	for range max {
-		err = cs.Result(int(C.cpg_dispatch(h.handle, C.CS_DISPATCH_ONE_NONBLOCKING)))
-		if err != nil || h.panicked != nil {
-			break
-		}
-	}
+	// One call into C for them all. After a panic the trampolines drop
+	// what follows, and the stream ends with the panic.
+	err := cs.Result(int(C.glue_dispatch(h.handle, C.int(max))))
 	switch {
 	case h.panicked != nil:
 		err = h.panicked

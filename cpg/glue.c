@@ -54,6 +54,21 @@ cs_error_t glue_initialize(cpg_handle_t *handle, uintptr_t ctx)
 				    (cpg_model_data_t *)&model, (void *)ctx);
 }
 
+/* glue_dispatch delivers up to max events, one cpg_dispatch
+ * (CS_DISPATCH_ONE_NONBLOCKING) each, in one call from Go; it stops at the
+ * first error, CS_ERR_TRY_AGAIN once nothing more is ready. */
+cs_error_t glue_dispatch(cpg_handle_t handle, int max)
+{
+	cs_error_t err = CS_OK;
+
+	for (int i = 0; i < max; i++) {
+		err = cpg_dispatch(handle, CS_DISPATCH_ONE_NONBLOCKING);
+		if (err != CS_OK)
+			break;
+	}
+	return err;
+}
+
 cs_error_t glue_mcast1(cpg_handle_t handle, cpg_guarantee_t guarantee,
 		       void *buf, size_t len)
 {

@@ -13,6 +13,7 @@
 #define GLUE_MEMBERS_MAX 384
 
 cs_error_t glue_initialize(cpg_handle_t *handle, uintptr_t ctx);
+cs_error_t glue_dispatch(cpg_handle_t handle, int max);
 cs_error_t glue_mcast1(cpg_handle_t handle, cpg_guarantee_t guarantee,
 		       void *buf, size_t len);
 cs_error_t glue_join(cpg_handle_t handle, const char *name, uint32_t len);
