@@ -871,3 +871,191 @@ func TestDistrustFromStaleRunIgnored(t *testing.T) {
 		t.Error("the merged-back run may bypass fencing")
 	}
 }
+
+// Node 3 was cut off while our side was quorate; node 2's daemon, not
+// ours, holds its recovery set (we started after). We lose quorum, and
+// node 3 merges back as the run that failed. We were not quorate just
+// before the merge, but were while node 3 was out: its run must not be
+// vouched for on its own hello, before node 2's hello names it, whichever
+// of cpg and cman reports the merge first.
+func TestMergeAfterQuorateAbsenceNotVouched(t *testing.T) {
+	for _, cpgFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cman first", true: "cpg first"}[cpgFirst], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.nodes(1, 2, 4, 5) // five nodes; node 3 already gone
+			h.quorumNotice(true)
+			h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+			h.join(us, ourPID)
+			h.sayHello(us, ourPID)
+			h.sayHello(2, pidOf(2))
+			h.ringMembers(1, 2) // nodes 4 and 5 go: we lose quorum
+			h.quorumNotice(false)
+			if cpgFirst {
+				h.joinWith(3, pidOf(3), ReasonNodeUp)
+				h.ringMembers(1, 2, 3)
+				h.quorumNotice(true)
+			} else {
+				h.ringMembers(1, 2, 3)
+				h.quorumNotice(true)
+				h.joinWith(3, pidOf(3), ReasonNodeUp)
+			}
+			h.sayHello(3, pidOf(3))
+			if ok, why := h.snap().Bypass(3); ok {
+				t.Errorf("node 3, out of the cluster while we were quorate, merged back and may skip fencing: %s", why)
+			}
+			h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: t0.Add(-3 * time.Hour)})
+			if ok, _ := h.snap().Bypass(3); ok {
+				t.Error("node 3 may skip fencing after node 2's daemon named it")
+			}
+		})
+	}
+}
+
+// As above, but node 2's daemon restarted before the merge, so no daemon
+// holds node 3's set and none will name its run: ours must not vouch for
+// it, and says so in a hello for daemons that join later.
+func TestMergeAfterQuorateAbsenceNotVouchedWithoutSetHolder(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 4, 5)
+	h.quorumNotice(true)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.leave(2, pidOf(2), ReasonLeave) // node 2's groupd restarts
+	h.join(2, 3002)
+	h.sayHelloStart(2, 3002, t0)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	h.sayHelloStart(2, 3002, t0) // node 2's new daemon names nothing
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3, out of the cluster while we were quorate, merged back and may skip fencing: %s", why)
+	}
+	last, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Run{NodeID: 3, PID: pidOf(3), Start: t0.Add(-3 * time.Hour)}
+	if !slices.ContainsFunc(last.Distrusted, func(r Run) bool { return r.NodeID == want.NodeID && r.PID == want.PID && r.Start.Equal(want.Start) }) {
+		t.Errorf("our last hello distrusts %v, want %v among them", last.Distrusted, want)
+	}
+}
+
+// A node that was out of the cluster while we were quorate and comes back
+// with a new groupd run that joins the group by a cpg join (it rebooted)
+// has not merged back: its hello counts.
+func TestRebootedNodeJoiningAfterQuorateAbsenceIsVouched(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2)
+	h.quorumNotice(true)
+	if _, err := h.m.Ack(3); err != nil {
+		t.Fatal(err)
+	}
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.join(3, 4003)
+	h.sayHelloStart(3, 4003, t0)
+	if ok, why := h.snap().Bypass(3); !ok {
+		t.Errorf("node 3's new run, joined by a cpg join, refused: %s", why)
+	}
+}
+
+// Every failed run of a set is recorded, not only the first. Node 2's run
+// A fails while we are quorate; node 2 reboots, and its run B, started
+// alone, merges into our quorate side (stale) and is cut off again. After
+// we lose quorum, B merges back into our side and says hello as the same
+// run: it is a run that failed, not a clean start, whether or not a
+// quorum notice said we were quorate while B was out.
+func TestEveryFailedRunOfASetStaysFailed(t *testing.T) {
+	startB := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		name string
+		gone func(h *harness) // B is cut off, and we lose quorum
+	}{
+		{"B cut off while we are quorate", func(h *harness) {
+			h.leave(2, 3002, ReasonNodeDown)
+			h.ringMembers(1, 3)
+			h.quorumNotice(true)
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			h.ringMembers(1)
+			h.quorumNotice(false)
+		}},
+		{"B cut off as we lose quorum", func(h *harness) {
+			h.leave(2, 3002, ReasonNodeDown)
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			h.ringMembers(1)
+			h.quorumNotice(false)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3}, 1, 2, 3)
+			h.leave(2, pidOf(2), ReasonNodeDown) // run A
+			h.ringMembers(1, 3)
+			h.quorumNotice(true)
+			h.ringMembers(1, 2, 3)
+			h.quorumNotice(true)
+			h.joinWith(2, 3002, ReasonNodeUp) // run B
+			h.sayHelloStart(2, 3002, startB)
+			if ok, _ := h.snap().Bypass(2); ok {
+				t.Fatal("run B, merged into our quorate side, may skip fencing")
+			}
+			tc.gone(h)
+			wantRuns := []Run{{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}, {NodeID: 2, PID: 3002, Start: startB}}
+			if s := h.set(2); !slices.EqualFunc(s.Runs, wantRuns, func(a, b Run) bool { return a.NodeID == b.NodeID && a.PID == b.PID && a.Start.Equal(b.Start) }) {
+				t.Errorf("node 2's set records runs %v, want %v", s.Runs, wantRuns)
+			}
+			h.ringMembers(1, 2)
+			h.quorumNotice(true)
+			h.joinWith(2, 3002, ReasonNodeUp)
+			merged, err := ParseHello(h.hello.sent[len(h.hello.sent)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(merged.Distrusted, func(r Run) bool { return r.PID == 3002 && (r.Start.IsZero() || r.Start.Equal(startB)) }) {
+				t.Errorf("our hello on B's merge distrusts %v, want run B among them", merged.Distrusted)
+			}
+			h.sayHelloStart(2, 3002, startB)
+			if ok, why := h.snap().Bypass(2); ok {
+				t.Errorf("run B, a failed run of node 2's pending set, merged back and may skip fencing: %s", why)
+			}
+			if s := h.set(2); !s.State.Pending() {
+				t.Errorf("node 2's set %+v, want it pending", s)
+			}
+		})
+	}
+}
+
+// A set records at most maxSetRuns failed runs. Past that, any run of the
+// node merging back is taken for one that failed: here one unrecorded run
+// merges back into our side after we lost quorum and may not skip fencing.
+func TestFailedRunsPastCapTakeMergedRunsForFailed(t *testing.T) {
+	h := newHarness(t, false)
+	h.up([]uint32{1, 2}, 1, 2)
+	h.leave(2, pidOf(2), ReasonProcDown)
+	for i := range uint32(maxSetRuns) {
+		h.join(2, 5000+i)
+		h.leave(2, 5000+i, ReasonProcDown)
+	}
+	if s := h.set(2); len(s.Runs) != maxSetRuns || s.Failures != maxSetRuns+1 {
+		t.Fatalf("set after %d failed runs: %d runs recorded, %d failures; want %d recorded", maxSetRuns+1, len(s.Runs), s.Failures, maxSetRuns)
+	}
+	h.join(2, 6000)
+	h.ringMembers(1) // node 2 cut off while we are quorate
+	h.leave(2, 6000, ReasonNodeDown)
+	h.nodesQuorate(false, 1)
+	h.nodesQuorate(false, 1, 2)
+	h.joinWith(2, 6000, ReasonNodeUp)
+	h.sayHelloStart(2, 6000, t0)
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("an unrecorded failed run of node 2 merged back and may skip fencing: %s", why)
+	}
+	h.wantSets("2:waiting-for-fencing")
+}

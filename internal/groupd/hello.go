@@ -18,9 +18,9 @@ const HelloVersion = 2
 //	8  node id  uint32 (must match the cpg sender)
 //	12 start    int64, unix nanoseconds when the sender's daemon started
 //
-// Version 2 appends the runs the sender distrusts (members it saw merge
-// back after a partition, with whatever dlm/gfs state they held), so that
-// a daemon that joins later does not vouch for them on their hello alone:
+// Version 2 appends the runs the sender distrusts (see Hello.Distrusted),
+// so that a daemon that joins later does not vouch for them on their
+// hello alone:
 //
 //	20 count    uint16
 //	22 count runs of 16 bytes: node id uint32, pid uint32, start int64
@@ -47,7 +47,15 @@ type Hello struct {
 	NodeID  uint32
 	Start   time.Time
 	// Distrusted (version 2): runs of other members the sender holds
-	// unvouched until they leave the group and join again.
+	// unvouched until they leave the group and join again: those it holds
+	// stale (merged back after a partition with whatever dlm/gfs state
+	// they held, seen failing, listed while their node left the cluster,
+	// or named by another daemon); those merged back whose hello it has
+	// not heard yet that have the pid of a failed run of a pending
+	// recovery set, or whose node was out while its side was quorate; and
+	// starts other daemons named for a member before it heard that
+	// member's hello, passed on. A zero start stands for any run of the
+	// pid.
 	Distrusted []Run
 }
 

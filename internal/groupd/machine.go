@@ -68,10 +68,16 @@ type RecoverySet struct {
 	Ring            RingID
 	QuorateWhenGone bool
 	quorumSettled   bool
-	// PID and Start identify the groupd run that failed (zero if unknown),
-	// so that the same run merging back is not taken for a clean start.
+	// PID and Start identify the groupd run the set was opened for (zero
+	// if unknown).
 	PID   uint32
 	Start time.Time
+	// Runs lists every groupd run whose failure the set records, that
+	// first one included, so that none of them merging back is taken for
+	// a clean start. It holds at most maxSetRuns; runsFull says a run
+	// failed past that and went unrecorded (see failedRun).
+	Runs     []Run
+	runsFull bool
 	// When each side reported the failure; zero until it has.
 	GroupReported, ClusterReported time.Time
 	// KillRequested: we asked cman to kill the node (procdown).
@@ -81,12 +87,55 @@ type RecoverySet struct {
 	KillRequested bool
 	KillError     string
 	killSeq       uint64 // which kill request was this set's
+	// killPending: the set's latest kill was requested, has not failed,
+	// and cman has not reported the node gone since.
+	killPending bool
 	// Failures counts the failures folded into this set; 1 means none
 	// repeated.
 	Failures    int
 	LastFailure time.Time
 	Acked       time.Time
 	Closed      time.Time // set for closed sets (history)
+}
+
+// maxSetRuns bounds the failed runs one set records. Only a node whose
+// groupd keeps failing, never fenced and never starting cleanly, fills it.
+// Past it a further run is counted in Failures but not recorded, and any
+// run of the node that merges back is taken for one that failed: more
+// fencing, never less.
+const maxSetRuns = 8
+
+// addRun records r as a failed run of the set, unless it already is.
+func (s *RecoverySet) addRun(r Run) {
+	if s.failedRun(r.PID, r.Start, false) {
+		return // the same run, or one recorded without a start
+	}
+	if len(s.Runs) >= maxSetRuns {
+		s.runsFull = true
+		return
+	}
+	s.Runs = append(s.Runs, r)
+}
+
+// failedRun reports whether the run pid, whose hello shows start, is one
+// the set records as failed; a recorded run without a start stands for
+// any run of its pid. merged says the run merged back after a partition
+// (nodeup): once runs went unrecorded, any such run is taken for one of
+// them.
+func (s *RecoverySet) failedRun(pid uint32, start time.Time, merged bool) bool {
+	if merged && s.runsFull {
+		return true
+	}
+	return slices.ContainsFunc(s.Runs, func(r Run) bool {
+		return r.PID == pid && (r.Start.IsZero() || r.Start.Equal(start))
+	})
+}
+
+// clone is a copy of s that shares nothing with it.
+func (s *RecoverySet) clone() RecoverySet {
+	c := *s
+	c.Runs = slices.Clone(s.Runs)
+	return c
 }
 
 // ErrNoRecoverySet is returned by Ack for a node without a pending set.
@@ -137,9 +186,11 @@ type member struct {
 	reason Reason
 	hello  *Hello // a counted hello from this run since it joined; nil if none
 	// stale: no hello from it counts until it leaves the group and joins
-	// again: it merged back (reason nodeup), it is the run that failed
-	// earlier, its node left the cluster while it was listed, or another
-	// member's daemon distrusts it (see Hello.Distrusted).
+	// again: it merged back (reason nodeup) into our side while it was
+	// quorate, or after our side was quorate while its node was out; it
+	// is a run that failed earlier; its node left the cluster while it
+	// was listed; or another member's daemon distrusts it (see
+	// Hello.Distrusted).
 	stale bool
 	// staleStart is the start time of a stale run's hello, once heard.
 	staleStart time.Time
@@ -152,6 +203,22 @@ type member struct {
 	// named before we heard its hello; it turns stale if its hello shows
 	// one of them.
 	distrustedStarts []time.Time
+	// outWhileQuorate: it merged in (nodeup) when our side was not quorate,
+	// but our side was at some time while its node was out of the cluster,
+	// so it may be a run that failed while we could act on its absence.
+	// It turns stale with its hello, once what that hello distrusts has
+	// been taken: its side may have held quorum after ours.
+	outWhileQuorate bool
+}
+
+// run is the member's run as far as we know it: its start is from its
+// counted hello, or from the hello it sent while stale.
+func (mb *member) run() Run {
+	r := Run{NodeID: mb.nodeID, PID: mb.pid, Start: mb.staleStart}
+	if mb.hello != nil {
+		r.Start = mb.hello.Start
+	}
+	return r
 }
 
 // markStale stops counting the member's hellos until it leaves the group,
@@ -190,7 +257,12 @@ type Machine struct {
 	// out.
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
-	cluster        map[uint32]bool
+	// quorateWhileOut holds, for each node since it last came back into
+	// the cluster, whether a notice said quorate while it was out: seenAt
+	// no longer tells once it is back, and the group confchg of its merge
+	// may come after the cluster's change.
+	quorateWhileOut map[uint32]bool
+	cluster         map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -213,7 +285,8 @@ func NewMachine(cfg Config) (*Machine, error) {
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
 
-		seenAt: map[uint32]uint64{},
+		seenAt:          map[uint32]uint64{},
+		quorateWhileOut: map[uint32]bool{},
 	}, nil
 }
 
@@ -345,10 +418,16 @@ func (m *Machine) confChg(ev GroupConfChg) {
 		if r, joined := fresh[k]; mb == nil || joined {
 			// A (re)joined member has announced nothing yet in this run of
 			// its membership. One that came in with a partition healing,
-			// not by a cpg_join, may be a run that kept dlm/gfs state
-			// through the partition, whatever we saw of it before (we may
-			// have started since, or acked its set): no hello counts.
-			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp && m.heldQuorumBeforeMerge(e.NodeID)}
+			// not by a cpg_join, into our side that was quorate may be a
+			// run that kept dlm/gfs state through the partition, whatever
+			// we saw of it before (we may have started since, or acked its
+			// set): no hello counts. Into our side that was not quorate,
+			// its side may be the one that could act; but if ours was
+			// quorate while its node was out, it may have failed while we
+			// could act, and it turns stale once its hello is taken.
+			merged := r == ReasonNodeUp
+			mb = &member{memberKey: k, since: now, reason: r, stale: merged && m.heldQuorumBeforeMerge(e.NodeID)}
+			mb.outWhileQuorate = merged && !mb.stale && m.quorateWhileNodeOut(e.NodeID)
 		}
 		members = append(members, mb)
 		if m.isUs(k) {
@@ -359,15 +438,24 @@ func (m *Machine) confChg(ev GroupConfChg) {
 
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
-			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
+			mb := m.findMember(memberKey{j.NodeID, j.PID})
+			outWhileQuorate := m.quorateWhileNodeOut(j.NodeID)
+			if mb != nil {
+				outWhileQuorate = mb.outWhileQuorate
+			}
+			if outWhileQuorate {
+				m.notice("warn", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate just before the merge, but were while its node was out of the cluster, so it may hold dlm/gfs state from a run that failed while we could act: it must be fenced unless its groupd leaves and rejoins the group", m.node(j.NodeID), j.PID)
+			} else {
+				m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate while its node was out, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
+			}
 			// Its hello names the runs of our side its side saw fail:
 			// until it comes, we can tell about nobody.
-			if mb := m.findMember(memberKey{j.NodeID, j.PID}); mb != nil && m.joined && !m.isUs(mb.memberKey) {
+			if mb != nil && m.joined && !m.isUs(mb.memberKey) {
 				mb.awaited = true
 			}
 			// Only on a settled word: before corosync's notice for the
 			// ring the node left in, we may yet learn we were quorate.
-			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone && s.quorumSettled {
+			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone && s.quorumSettled && !outWhileQuorate {
 				// Opened when it was cut off from us, in a ring where we
 				// were not quorate either: we could not act on its
 				// absence. Left open, the run's hello would be taken for
@@ -454,12 +542,33 @@ func (m *Machine) sendHello() {
 				h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: start})
 			}
 		}
-		// Merged back with the pid of a run we hold a set for: the very
-		// run that failed, unless its hello shows another start (which
-		// the receivers check). Named now, not only once its hello has
-		// come, for daemons that joined meanwhile.
-		if s := m.sets[mb.nodeID]; mb.reason == ReasonNodeUp && s != nil && s.State.Pending() && s.PID == mb.pid && len(h.Distrusted) < maxDistrusted {
-			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: s.Start})
+		if mb.reason != ReasonNodeUp {
+			continue
+		}
+		// Merged back with the pid of a run we hold a set for: a run that
+		// failed, unless its hello shows another start (which the
+		// receivers check). Merged back after our side was quorate while
+		// its node was out: whichever run it is (no start). Named now,
+		// not only once its hello has come, for daemons that joined
+		// meanwhile.
+		var runs []Run
+		if s := m.sets[mb.nodeID]; s != nil && s.State.Pending() {
+			for _, r := range s.Runs {
+				if r.PID == mb.pid {
+					runs = append(runs, r)
+				}
+			}
+			if len(runs) == 0 && s.runsFull {
+				runs = append(runs, Run{NodeID: mb.nodeID, PID: mb.pid})
+			}
+		}
+		if mb.outWhileQuorate {
+			runs = []Run{{NodeID: mb.nodeID, PID: mb.pid}}
+		}
+		for _, r := range runs {
+			if len(h.Distrusted) < maxDistrusted {
+				h.Distrusted = append(h.Distrusted, r)
+			}
 		}
 	}
 	if err := m.cfg.Hello.SendHello(h.Marshal()); err != nil {
@@ -494,6 +603,10 @@ func (m *Machine) otherRuns(nodeID uint32) bool {
 
 func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 	id := l.NodeID
+	run := Run{NodeID: id, PID: l.PID}
+	if was != nil {
+		run = was.run()
+	}
 	s := m.sets[id]
 	if s != nil && s.State == StateAcked && s.PID != 0 && s.PID != l.PID {
 		// The acked set waits for the confchg of run s.PID; this is another
@@ -507,18 +620,24 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 			s.Reason = l.Reason
 			s.GroupReported = now
 			s.State = StateWaitFencing
+			s.addRun(run)
 			m.notice("info", "recovery-updated", id, "groupd group reported %s pid %d gone (%s) after cman did; waiting for it to be fenced", m.node(id), l.PID, l.Reason)
 		case StateAcked:
 			m.closeSet(s, StateAcked, now, "groupd group reported %s pid %d gone (%s); its fencing was already acknowledged, recovery set closed", m.node(id), l.PID, l.Reason)
 		default:
 			s.Failures++
 			s.LastFailure = now
+			s.addRun(run)
 			m.notice("warn", "recovery-repeat", id, "%s pid %d failed again (%s); it already has a recovery set (%s), failure %d", m.node(id), l.PID, l.Reason, s.State, s.Failures)
-			if s.KillError != "" && m.mayKill(l) {
-				// The set's kill failed, and the node is still a
-				// member with another groupd run dead: try again.
+			if m.mayKill(l) && !s.killPending {
+				// Its groupd died while the node is a cluster member,
+				// and no kill of ours is under way: none was asked, the
+				// last one failed, or the node has left the cluster and
+				// come back since.
 				s.KillError = ""
-				s.State = StateWaitCman
+				if s.ClusterReported.IsZero() {
+					s.State = StateWaitCman
+				}
 				m.killFor(s, l)
 			}
 		}
@@ -533,12 +652,11 @@ func (m *Machine) groupFailure(l Member, was *member, now time.Time) {
 		FailedMono:    m.cfg.Clock.Monotonic(),
 		Ring:          m.ring,
 		PID:           l.PID,
+		Start:         run.Start,
+		Runs:          []Run{run},
 		GroupReported: now,
 		Failures:      1,
 		LastFailure:   now,
-	}
-	if was != nil && was.hello != nil {
-		s.Start = was.hello.Start
 	}
 	m.sets[id] = s
 
@@ -585,6 +703,7 @@ func (m *Machine) mayKill(l Member) bool {
 func (m *Machine) killFor(s *RecoverySet, l Member) {
 	id := s.NodeID
 	s.KillRequested = true
+	s.killPending = true
 	m.notice("warn", "kill", id, "killing %s from the cluster: its groupd (pid %d) died while its corosync kept running, so it must be fenced", m.node(id), l.PID)
 	reason := fmt.Sprintf("groupd pid %d on this node died while corosync kept running", l.PID)
 	m.killSeq++
@@ -671,7 +790,15 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	// The same for nodes with no set yet (their group confchg may come
 	// later, even rings later): a node counts as out since it was last a
-	// member, or since we started if we never saw it.
+	// member, or since we started if we never saw it. For a node back in
+	// the cluster, what its absence saw is kept for the group confchg of
+	// its merge, before seenAt moves on; this change's own notice is
+	// about a ring it is in.
+	for id := range newSet {
+		if !prev[id] {
+			m.quorateWhileOut[id] = m.quorateNotices > m.seenAt[id]
+		}
+	}
 	if quorateNotice {
 		m.quorateNotices++
 	}
@@ -711,6 +838,7 @@ func (m *Machine) clusterLeft(id uint32, wasMember bool, ring RingID, now time.T
 func (m *Machine) seenGone(s *RecoverySet, now time.Time) {
 	s.ClusterReported = now
 	s.KillError = "" // the node is gone: the kill's failure no longer matters
+	s.killPending = false
 	s.Ring = m.ring
 	s.QuorateWhenGone, s.quorumSettled = m.quorumWord(s.NodeID)
 }
@@ -765,6 +893,12 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 			s.Ring = m.ring
 			s.Failures++
 			s.LastFailure = now
+			s.KillError, s.killPending = "", false
+			for _, mb := range m.members {
+				if mb.nodeID == id {
+					s.addRun(mb.run())
+				}
+			}
 			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
 		default:
 			m.notice("debug", "node-left", id, "%s left the cluster (ring %s); its recovery set is %s", m.node(id), ring, s.State)
@@ -789,14 +923,14 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 		Failures:        1,
 		LastFailure:     now,
 	}
-	// Record which groupd run was there, so the same run merging back is
-	// recognised. With several runs of one node (unusual) keep the last.
+	// Record which groupd runs were there, so that none of them merging
+	// back is taken for a clean start. With several runs of one node
+	// (unusual) PID and Start are the last.
 	for _, mb := range m.members {
 		if mb.nodeID == id {
-			s.PID = mb.pid
-			if mb.hello != nil {
-				s.Start = mb.hello.Start
-			}
+			r := mb.run()
+			s.PID, s.Start = r.PID, r.Start
+			s.addRun(r)
 		}
 	}
 	s.QuorateWhenGone, s.quorumSettled = m.quorumWord(id)
@@ -836,10 +970,14 @@ func (m *Machine) message(ev GroupMessage) {
 		m.staleByHello(mb, h.Start, "member-distrusted", "is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group")
 		return
 	}
-	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.PID == ev.PID && (s.Start.IsZero() || s.Start.Equal(h.Start)) {
-		// The very run that failed has merged back with whatever state it
-		// held: not a clean start.
-		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group as the same run that failed; it must still be fenced")
+	if s := m.sets[ev.NodeID]; s != nil && s.State.Pending() && s.failedRun(ev.PID, h.Start, mb.reason == ReasonNodeUp) {
+		// A run that failed has merged back with whatever state it held:
+		// not a clean start.
+		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group as a run that failed; it must still be fenced")
+		return
+	}
+	if mb.outWhileQuorate {
+		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group after a partition in which our side was quorate while its node was out; it must be fenced unless it leaves and rejoins the groupd group")
 		return
 	}
 	if mb.hello == nil {
@@ -960,10 +1098,12 @@ func (m *Machine) closeSet(s *RecoverySet, state SetState, now time.Time, format
 }
 
 // heldQuorumBeforeMerge reports whether our side of a partition was
-// quorate just before nodeID merged into it. Only then were the merging
-// nodes the ones cut off from the quorate cluster, whose dlm/gfs state
-// nobody controlled; when we were not quorate, theirs was the side that
-// could act, and their groupd runs are as good as fresh ones. cman's
+// quorate just before nodeID merged into it. Then the merging nodes were
+// the ones cut off from the quorate cluster, whose dlm/gfs state nobody
+// controlled. When we were not quorate, theirs may have been the side
+// that could act, and their hellos name the runs of our side they saw
+// fail; but a run of theirs may still be one that failed while we could
+// act (quorateWhileNodeOut), or one another daemon distrusts. cman's
 // change for the merge may come before or after the cpg confchg: if the
 // node is already a cluster member, the ring before it is the one to ask.
 func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
@@ -971,6 +1111,18 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 		return m.quorateBefore
 	}
 	return m.quorate
+}
+
+// quorateWhileNodeOut reports whether a quorum notice said our side was
+// quorate while nodeID was last out of the cluster: then we could act on
+// its absence, and a run of it merging back may be one that failed. If
+// cman has reported it back already, the word was kept when it came
+// back; if not (the cpg confchg came first), it is still out.
+func (m *Machine) quorateWhileNodeOut(nodeID uint32) bool {
+	if m.cluster[nodeID] {
+		return m.quorateWhileOut[nodeID]
+	}
+	return m.quorateNotices > m.seenAt[nodeID]
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is
@@ -991,34 +1143,42 @@ func (m *Machine) Ack(nodeID uint32) (RecoverySet, error) {
 	}
 	now := m.cfg.Clock.Now()
 	if s.State == StateAcked {
-		return *s, nil
+		return s.clone(), nil
 	}
 	s.Acked = now
 	if s.State == StateWaitCPG {
 		s.State = StateAcked
 		m.notice("info", "recovery-acked", nodeID, "fencing of %s acknowledged; its recovery set closes when the groupd confchg arrives", m.node(nodeID))
-		return *s, nil
+		return s.clone(), nil
 	}
 	m.closeSet(s, StateAcked, now, "fencing of %s acknowledged; recovery set closed", m.node(nodeID))
-	return m.closed[len(m.closed)-1], nil
+	return m.closed[len(m.closed)-1].clone(), nil
 }
 
 // KillFailed records that kill request seq, for nodeID, failed (the
 // daemon runs kills off the loop and reports failures here). A set that
-// has moved on since (closed, or opened anew) is left alone.
+// has moved on since (closed, opened anew, or with a later kill) is left
+// alone.
 func (m *Machine) KillFailed(nodeID uint32, seq uint64, err error) {
 	s := m.sets[nodeID]
-	if s == nil || s.killSeq != seq || !s.State.Pending() {
-		m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; the recovery set it was for is closed", m.node(nodeID), err)
+	switch {
+	case s == nil || !s.State.Pending() || s.killSeq < seq:
+		// A set's kill sequence only grows: one below seq is a set
+		// opened after the kill's.
+		m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; the recovery set it was for is no longer pending, so nothing is recorded", m.node(nodeID), err)
+		return
+	case s.killSeq > seq:
+		m.notice("warn", "kill-failed", nodeID, "could not kill %s from the cluster: %v; a later kill request for it supersedes this one, so nothing is recorded", m.node(nodeID), err)
 		return
 	}
-	if !s.ClusterReported.IsZero() || (m.clusterKnown && !m.cluster[nodeID]) {
+	if !s.killPending || (m.clusterKnown && !m.cluster[nodeID]) {
 		// Gone from the cluster all the same (the kill may have gone
 		// through before it reported failure): nothing to record.
 		m.notice("info", "kill-failed", nodeID, "the kill of %s from the cluster reported failure (%v), but it has left the cluster", m.node(nodeID), err)
 		return
 	}
 	s.KillError = err.Error()
+	s.killPending = false
 	if s.State == StateWaitCman {
 		s.State = StateWaitFencing
 	}
@@ -1042,7 +1202,9 @@ func (m *Machine) Snapshot() *Snapshot {
 		Quorate:      m.quorate,
 		Ring:         m.ring,
 		Joined:       m.joined,
-		Closed:       slices.Clone(m.closed),
+	}
+	for i := range m.closed {
+		s.Closed = append(s.Closed, m.closed[i].clone())
 	}
 	s.ClusterNames = map[uint32]string{}
 	for id := range m.cluster {
@@ -1059,7 +1221,7 @@ func (m *Machine) Snapshot() *Snapshot {
 		return cmp.Or(cmp.Compare(a.NodeID, b.NodeID), cmp.Compare(a.PID, b.PID))
 	})
 	for _, id := range m.setIDs() {
-		s.Recovery = append(s.Recovery, *m.sets[id])
+		s.Recovery = append(s.Recovery, m.sets[id].clone())
 	}
 	return s
 }

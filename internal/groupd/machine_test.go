@@ -578,3 +578,41 @@ func TestAckedSetDoesNotSwallowANewFailure(t *testing.T) {
 		}
 	})
 }
+
+// Node 2, gone while we were quorate, merges back as the same run (stale)
+// and its groupd then dies while the node stays a cluster member: its set
+// is pending already, but the node is killed all the same, so it gets
+// fenced; a failure of that kill is recorded.
+func TestMergedBackRunDyingGetsItsNodeKilled(t *testing.T) {
+	for _, killErr := range []error{nil, errors.New("cfg: try again")} {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2, 3}, 1, 2, 3)
+		h.leave(2, pidOf(2), ReasonNodeDown)
+		h.ringMembers(1, 3)
+		h.quorumNotice(true)
+		h.ringMembers(1, 2, 3)
+		h.quorumNotice(true)
+		h.joinWith(2, pidOf(2), ReasonNodeUp)
+		h.sayHello(2, pidOf(2))
+		h.killer.err = killErr
+		h.leave(2, pidOf(2), ReasonProcDown)
+		if k := h.killer.got(); len(k) != 1 || k[0].node != 2 {
+			t.Fatalf("kill error %v: kills %v, want node 2 killed", killErr, k)
+		}
+		s := h.set(2)
+		if !s.State.Pending() || !s.KillRequested || !s.QuorateWhenGone {
+			t.Errorf("kill error %v: set %+v, want it pending, killed, quorate when gone", killErr, s)
+		}
+		if killErr != nil && s.KillError != killErr.Error() {
+			t.Errorf("the failed kill was not recorded: %+v", s)
+		}
+		if killErr != nil {
+			continue
+		}
+		h.ringMembers(1, 3) // the kill went through
+		h.quorumNotice(false)
+		if s := h.set(2); !s.State.Pending() || !s.QuorateWhenGone {
+			t.Errorf("after the kill: set %+v, want it pending and quorate when gone", s)
+		}
+	}
+}

@@ -46,9 +46,10 @@ type GroupMember struct {
 	HelloVersion uint16
 	HelloStart   time.Time
 	// StaleHello: no hello from it counts until it leaves the group and
-	// joins again: it merged back after a partition, it is the run that
-	// failed earlier, its node left the cluster while it was listed, or
-	// another member's daemon distrusts it.
+	// joins again: it merged back after a partition into our side while
+	// it was quorate, or after our side was quorate while its node was
+	// out; it is a run that failed earlier; its node left the cluster
+	// while it was listed; or another member's daemon distrusts it.
 	StaleHello bool
 	// Awaited: it was in the group when we joined, or merged into our side
 	// from the one that could act, and we have not heard its hello yet,
@@ -67,11 +68,12 @@ type BypassCheck struct {
 	Known                             bool
 	ClusterMember, GroupMember, Hello bool
 	// Merged: a process of the node came into the group with a partition
-	// healing (reason nodeup), not by joining, into our quorate side; it
-	// may hold old state. (Nodes merging into a side that was not quorate
-	// were the side that could act, and are marked only if they are the
-	// very run we hold a recovery set for, or another daemon distrusts
-	// them.)
+	// healing (reason nodeup), not by joining, and its hello does not
+	// count: it merged into our side while it was quorate, or after our
+	// side was quorate while the node was out, so it may hold old state.
+	// (Nodes merging into a side that was not quorate otherwise may be
+	// the side that could act, and are marked only if they are a run we
+	// hold a recovery set for, or another daemon distrusts them.)
 	Merged          bool
 	PendingRecovery bool
 	Reason          string
@@ -86,8 +88,14 @@ func (s *Snapshot) Bypass(nodeID uint32) (allowed bool, reason string) {
 
 // BypassDetail is Bypass with each condition spelled out. A node may skip
 // fencing only if it is a cluster (cman) member, a groupd group member,
-// has announced itself since it last joined the group by a cpg join (not
-// by merging back after a partition), and has no pending recovery set.
+// has no pending recovery set, and each of its runs in the group has
+// announced itself in a hello that counts since it last joined the group.
+// A hello counts from a run that joined by a cpg join, or merged back
+// after a partition into our side when it was not quorate and had not
+// been while the node was out; never from a run we saw fail, or one
+// another daemon distrusts. Until the members that were in the group
+// before us, or merged in from the side that could act, have announced
+// themselves, nothing can be said.
 func (s *Snapshot) BypassDetail(nodeID uint32) BypassCheck {
 	v := bypassView{
 		phase: s.Phase, clusterKnown: s.ClusterKnown, joined: s.Joined,
