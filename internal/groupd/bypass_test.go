@@ -790,8 +790,10 @@ func TestRepeatFailureKeepsQuorateWhenGone(t *testing.T) {
 }
 
 // Members merging into our side from the side that could act (we were not
-// quorate) carry in their hellos the runs of our side they saw fail: until
-// those hellos come, we can tell about nobody.
+// quorate) carry in their hellos the runs of our side they saw fail, and
+// the members of our side, in the hellos they send on the merge, the runs
+// they hold sets for: until all those hellos come, we can tell about
+// nobody.
 func TestMergeFromQuorateSideAwaitsHellos(t *testing.T) {
 	h := newHarness(t, true)
 	h.up([]uint32{1, 2, 3}, 1, 2, 3)
@@ -808,6 +810,10 @@ func TestMergeFromQuorateSideAwaitsHellos(t *testing.T) {
 	}
 	// Node 3's side saw node 2 fail with it: node 2 must be fenced.
 	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2)})
+	if c := h.snap().BypassDetail(3); c.Known {
+		t.Errorf("node 3 before node 2's hello on the merge: %+v, want could not tell", c)
+	}
+	h.sayHello(2, pidOf(2))
 	if c := h.snap().BypassDetail(2); !c.Known || c.Allowed {
 		t.Errorf("node 2 after node 3's hello distrusting it: %+v, want a known no", c)
 	}
@@ -1058,4 +1064,90 @@ func TestFailedRunsPastCapTakeMergedRunsForFailed(t *testing.T) {
 		t.Errorf("an unrecorded failed run of node 2 merged back and may skip fencing: %s", why)
 	}
 	h.wantSets("2:waiting-for-fencing")
+}
+
+// Runs 3 and 4 merge back into our side after ours lost quorum (a quorum
+// device's vote went to theirs) but was quorate while they were out: our
+// hello on the merge names them with no start, and cpg delivers it back
+// to us before their hellos come. That copy may not make them stale
+// before their hellos are taken: what they distrust (node 2's run, which
+// their side saw fail while it held quorum) still counts.
+func TestOwnHelloLeavesMergedRunsDistrustCounting(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.quorumNotice(false) // the quorum device's vote went to the other side
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.loopback()
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.loopback()
+	for _, n := range []uint32{3, 4} {
+		h.sayHelloDistrusting(n, Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)})
+	}
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2, distrusted by the side that held quorum after us, may skip fencing: %s", why)
+	}
+	for _, n := range []uint32{3, 4} {
+		if ok, _ := h.snap().Bypass(n); ok {
+			t.Errorf("node %d, out while we were quorate, may skip fencing", n)
+		}
+	}
+}
+
+// As above with no recovery set of ours: node 3 was cut off before we
+// started, in a cluster of three nodes and a quorum disk.
+func TestOwnHelloLeavesMergedRunsDistrustCountingNoSet(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2)
+	h.quorumNotice(true)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.quorumNotice(false) // the quorum disk's vote goes to node 3's side
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.loopback()
+	h.sayHello(2, pidOf(2))
+	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)})
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2, distrusted by node 3's quorate side, may skip fencing: %s", why)
+	}
+}
+
+// Our daemon started while node 3 was cut off and our side had already
+// lost quorum, so we cannot know node 3 was out while the cluster was
+// quorate; node 2's daemon holds its set and names its run in the hello
+// it sends on the merge. Until that hello comes, we can tell about
+// nobody, node 3 included.
+func TestMergeIntoInquorateSideAwaitsOurSidesHellos(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.clock.advance(time.Hour) // node 2 was awaited once, long ago
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	if c := h.snap().BypassDetail(3); c.Known {
+		t.Errorf("node 3 before node 2's hello on the merge: %+v, want could not tell", c)
+	}
+	if at, ok := h.m.HelloDeadline(); !ok || !at.Equal(h.clock.Now().Add(helloWait)) {
+		t.Errorf("HelloDeadline = %v, %v; want helloWait from the merge, %v", at, ok, h.clock.Now().Add(helloWait))
+	}
+	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: t0.Add(-3 * time.Hour)}) // node 3's start
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3, named by node 2's daemon, may skip fencing: %s", why)
+	}
 }

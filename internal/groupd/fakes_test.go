@@ -217,6 +217,14 @@ func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
 	h.m.Handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
 }
 
+// loopback delivers the hello we sent last to our own machine, as cpg
+// does: a member receives its own multicasts.
+func (h *harness) loopback() {
+	h.t.Helper()
+	b := h.hello.sent[len(h.hello.sent)-1]
+	h.m.Handle(GroupMessage{NodeID: us, PID: ourPID, Data: append([]byte(nil), b...)})
+}
+
 // sayHelloDistrusting is node's hello (its run's start as sayHello gives
 // it) naming runs its daemon distrusts.
 func (h *harness) sayHelloDistrusting(node uint32, runs ...Run) {

@@ -37,8 +37,8 @@ const (
 	StateLeftCleanly SetState = "left-cleanly"
 	// StateQuorateSide: closed because the node merged back after a
 	// partition in which our side was not quorate, neither in the ring it
-	// was seen gone in nor just before the merge: we could not act on its
-	// absence, so what it holds is not state left behind by our recovery,
+	// was seen gone in, nor at any time while it was out, nor just before
+	// the merge: we could not act on its absence, so what it holds is not state left behind by our recovery,
 	// and the fencing to be done (if any) is ours, by its side.
 	StateQuorateSide SetState = "quorate-side"
 )
@@ -194,11 +194,14 @@ type member struct {
 	stale bool
 	// staleStart is the start time of a stale run's hello, once heard.
 	staleStart time.Time
-	// awaited: it was in the group when we joined, or merged into our
-	// side from the one that could act, and we have not heard its hello
-	// yet. Its daemon may distrust runs we take for clean (it saw them
+	// awaited: it was in the group when we joined, or it merged into our
+	// side while ours was not quorate, or was in the group then (its
+	// hello on the merge names the runs it holds sets for), and we have
+	// not heard its hello since. Its daemon may distrust runs we take for clean (it saw them
 	// merge back; we did not), and says so only in its hello.
-	awaited bool
+	// awaitedSince: when we began to wait for it (helloWait from then).
+	awaited      bool
+	awaitedSince time.Time
 	// distrustedStarts: starts of runs of this pid other daemons distrust,
 	// named before we heard its hello; it turns stale if its hello shows
 	// one of them.
@@ -209,6 +212,17 @@ type member struct {
 	// It turns stale with its hello, once what that hello distrusts has
 	// been taken: its side may have held quorum after ours.
 	outWhileQuorate bool
+	// distrustAny: a hello (another daemon's) named this pid with no
+	// start before we heard its own: it turns stale with its hello, once
+	// what that hello distrusts has been taken. Our hellos pass it on.
+	distrustAny bool
+}
+
+// await starts waiting for the member's hello, if not waiting already.
+func (mb *member) await(now time.Time) {
+	if !mb.awaited {
+		mb.awaited, mb.awaitedSince = true, now
+	}
 }
 
 // run is the member's run as far as we know it: its start is from its
@@ -451,7 +465,17 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			// Its hello names the runs of our side its side saw fail:
 			// until it comes, we can tell about nobody.
 			if mb != nil && m.joined && !m.isUs(mb.memberKey) {
-				mb.awaited = true
+				mb.await(now)
+			}
+			// Every other daemon sends a hello on this confchg, naming the
+			// runs it distrusts; one may hold a set for this run that we,
+			// started later, lack.
+			if m.joined && wasJoined {
+				for _, o := range m.members {
+					if !m.isUs(o.memberKey) && !o.stale {
+						o.await(now)
+					}
+				}
 			}
 			// Only on a settled word: before corosync's notice for the
 			// ring the node left in, we may yet learn we were quorate.
@@ -476,7 +500,10 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	switch {
 	case m.joined && !wasJoined:
 		for _, mb := range m.members {
-			mb.awaited = !m.isUs(mb.memberKey) && mb.reason == 0
+			mb.awaited = false
+			if !m.isUs(mb.memberKey) && mb.reason == 0 {
+				mb.await(now)
+			}
 		}
 		m.phase = PhaseJoined
 		m.notice("info", "joined", m.cfg.OurNodeID, "we joined the groupd group as %s pid %d", m.node(m.cfg.OurNodeID), m.cfg.OurPID)
@@ -505,7 +532,7 @@ var helloWait = 30 * time.Second
 func (m *Machine) HelloDeadline() (time.Time, bool) {
 	var first time.Time
 	for _, mb := range m.members {
-		if at := mb.since.Add(helloWait); mb.awaited && (first.IsZero() || at.Before(first)) {
+		if at := mb.awaitedSince.Add(helloWait); mb.awaited && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
 	}
@@ -516,9 +543,9 @@ func (m *Machine) HelloDeadline() (time.Time, bool) {
 func (m *Machine) helloWaitOver() {
 	now := m.cfg.Clock.Now()
 	for _, mb := range m.members {
-		if mb.awaited && !now.Before(mb.since.Add(helloWait)) {
+		if mb.awaited && !now.Before(mb.awaitedSince.Add(helloWait)) {
 			mb.awaited = false
-			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d, in the groupd group before we joined or merged in from the side that could act, has not announced itself in %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
+			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d, in the groupd group before we joined, or there or merging in when a node merged into our side without quorum, has not announced itself within %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition, or failed) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
 		}
 	}
 }
@@ -537,6 +564,9 @@ func (m *Machine) sendHello() {
 		}
 		// Runs others named before we heard the member's hello: passed on
 		// with their starts, which receivers compare with its hello.
+		if mb.distrustAny && mb.hello == nil {
+			h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid})
+		}
 		for _, start := range mb.distrustedStarts {
 			if len(h.Distrusted) < maxDistrusted {
 				h.Distrusted = append(h.Distrusted, Run{NodeID: mb.nodeID, PID: mb.pid, Start: start})
@@ -965,8 +995,10 @@ func (m *Machine) message(ev GroupMessage) {
 	// What it distrusts, it saw gone while its side was quorate: taken
 	// from any hello but a stale run's, even one about to turn out the
 	// run that failed (extra fencing, never less).
-	m.distrust(ev, h.Distrusted)
-	if slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
+	if !m.isUs(mb.memberKey) {
+		m.distrust(ev, h.Distrusted)
+	}
+	if mb.distrustAny || slices.ContainsFunc(mb.distrustedStarts, h.Start.Equal) {
 		m.staleByHello(mb, h.Start, "member-distrusted", "is a run another daemon distrusts (it merged back after a partition, or failed and came back as the same run); it must be fenced unless it leaves and rejoins the groupd group")
 		return
 	}
@@ -1013,7 +1045,11 @@ func (m *Machine) distrust(from GroupMessage, runs []Run) {
 		if !r.Start.IsZero() && mb.hello != nil && !mb.hello.Start.Equal(r.Start) {
 			continue // about another run than the one we heard
 		}
-		if !r.Start.IsZero() && mb.hello == nil && !mb.stale {
+		if mb.hello == nil && !mb.stale {
+			if r.Start.IsZero() {
+				mb.distrustAny = true
+				continue
+			}
 			// Its hello will tell whether it is that run (the same pid
 			// may be a new run); unvouched for until then anyway. Our
 			// hellos pass it on meanwhile.
@@ -1117,7 +1153,10 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 // quorate while nodeID was last out of the cluster: then we could act on
 // its absence, and a run of it merging back may be one that failed. If
 // cman has reported it back already, the word was kept when it came
-// back; if not (the cpg confchg came first), it is still out.
+// back; if not (the cpg confchg came first), it is still out. Only notices
+// since our daemon started count; a cman stream that lags and never
+// showed the node gone leaves an older absence's word (the cpg nodedown
+// has opened a set for the run then, which keeps it fenced anyway).
 func (m *Machine) quorateWhileNodeOut(nodeID uint32) bool {
 	if m.cluster[nodeID] {
 		return m.quorateWhileOut[nodeID]

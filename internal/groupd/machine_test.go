@@ -616,3 +616,43 @@ func TestMergedBackRunDyingGetsItsNodeKilled(t *testing.T) {
 		}
 	}
 }
+
+// A groupd that keeps dying on a node with a pending set gets the node
+// killed once per kill under way, again after a kill failed, and again
+// once the node has left the cluster and come back; a failure reported
+// for an older kill is not recorded.
+func TestKillPendingOnePerKill(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(2, pidOf(2), ReasonProcDown) // kill 1, under way
+	for i := uint32(0); i < 3; i++ {
+		h.join(2, 7000+i)
+		h.leave(2, 7000+i, ReasonProcDown)
+	}
+	if k := h.killer.got(); len(k) != 1 {
+		t.Fatalf("kills %v, want 1 while it is under way", k)
+	}
+	first := h.m.lastKillSeq()
+	h.m.KillFailed(2, first, errors.New("cfg: try again"))
+	h.join(2, 7100)
+	h.leave(2, 7100, ReasonProcDown)
+	if k := h.killer.got(); len(k) != 2 {
+		t.Fatalf("kills %v, want one more after the failure", k)
+	}
+	h.m.KillFailed(2, first, errors.New("late")) // the older kill's
+	if s := h.set(2); s.KillError != "" {
+		t.Errorf("an older kill's failure recorded: %+v", s)
+	}
+	h.ringMembers(1, 3) // the second kill went through
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3) // its corosync is back; a new groupd joins and dies
+	h.quorumNotice(true)
+	h.join(2, 7200)
+	h.leave(2, 7200, ReasonProcDown)
+	if k := h.killer.got(); len(k) != 3 {
+		t.Errorf("kills %v, want one more for the run that died after the node came back", k)
+	}
+	if s := h.set(2); !s.State.Pending() {
+		t.Errorf("set %+v, want it pending", s)
+	}
+}

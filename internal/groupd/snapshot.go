@@ -51,9 +51,10 @@ type GroupMember struct {
 	// out; it is a run that failed earlier; its node left the cluster
 	// while it was listed; or another member's daemon distrusts it.
 	StaleHello bool
-	// Awaited: it was in the group when we joined, or merged into our side
-	// from the one that could act, and we have not heard its hello yet,
-	// which may name runs its daemon distrusts.
+	// Awaited: it was in the group when we joined, or it merged into our
+	// side while ours was not quorate, or was in the group then, and we
+	// have not heard its hello since, which may name runs its daemon
+	// distrusts.
 	Awaited bool
 }
 
