@@ -107,6 +107,24 @@ type harness struct {
 	cluster []uint32
 	seq     uint64
 	notices []Notice
+	looped  int // our hellos delivered back to us
+}
+
+// handle hands ev to the machine and then delivers back to it the hellos
+// it sent meanwhile, as cpg does (a member receives its own multicasts),
+// before the next scripted event: ours are sent from the event's handler,
+// so they mostly come before other members' answers to the same event.
+func (h *harness) handle(ev Event) {
+	h.m.Handle(ev)
+	for h.looped < h.hello.count() {
+		h.hello.mu.Lock()
+		b := h.hello.sent[h.looped]
+		h.hello.mu.Unlock()
+		h.looped++
+		if h.m.joined {
+			h.m.Handle(GroupMessage{NodeID: us, PID: ourPID, Data: append([]byte(nil), b...)})
+		}
+	}
 }
 
 func newHarness(t *testing.T, killOnProcDown bool) *harness {
@@ -157,7 +175,7 @@ func (h *harness) nodesQuorate(quorate bool, ids ...uint32) {
 	h.seq += 4
 	h.cluster = slices.Clone(ids)
 	h.clock.advance(time.Second)
-	h.m.Handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: quorate})
+	h.handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: ids, Quorate: quorate})
 }
 
 // ringMembers is a cluster membership notice for a new ring, with the
@@ -169,7 +187,7 @@ func (h *harness) ringMembers(ids ...uint32) { h.nodesQuorate(h.m.quorate, ids..
 func (h *harness) quorumNotice(quorate bool) {
 	h.clock.advance(time.Second)
 	ring := RingID{NodeID: 1, Seq: h.seq}
-	h.m.Handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: ring})
+	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: ring})
 }
 
 // mergeBackRefused has node's run that failed merge back, with a quorate
@@ -191,7 +209,7 @@ func (h *harness) mergeBackRefused(node uint32, members ...uint32) {
 func (h *harness) noticeAhead(quorate bool) {
 	h.clock.advance(time.Second)
 	ring := RingID{NodeID: 1, Seq: h.seq}
-	h.m.Handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
+	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
 }
 
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }
@@ -200,13 +218,13 @@ func (h *harness) joinWith(node, pid uint32, r Reason) {
 	m := Member{NodeID: node, PID: pid, Reason: r}
 	h.members = append(h.members, Member{NodeID: node, PID: pid})
 	h.clock.advance(time.Second)
-	h.m.Handle(GroupConfChg{Members: slices.Clone(h.members), Joined: []Member{m}})
+	h.handle(GroupConfChg{Members: slices.Clone(h.members), Joined: []Member{m}})
 }
 
 func (h *harness) leave(node, pid uint32, r Reason) {
 	h.members = slices.DeleteFunc(h.members, func(m Member) bool { return m.NodeID == node && m.PID == pid })
 	h.clock.advance(time.Second)
-	h.m.Handle(GroupConfChg{Members: slices.Clone(h.members), Left: []Member{{NodeID: node, PID: pid, Reason: r}}})
+	h.handle(GroupConfChg{Members: slices.Clone(h.members), Left: []Member{{NodeID: node, PID: pid, Reason: r}}})
 }
 
 func (h *harness) sayHello(node, pid uint32) {
@@ -214,22 +232,14 @@ func (h *harness) sayHello(node, pid uint32) {
 }
 
 func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
-	h.m.Handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
-}
-
-// loopback delivers the hello we sent last to our own machine, as cpg
-// does: a member receives its own multicasts.
-func (h *harness) loopback() {
-	h.t.Helper()
-	b := h.hello.sent[len(h.hello.sent)-1]
-	h.m.Handle(GroupMessage{NodeID: us, PID: ourPID, Data: append([]byte(nil), b...)})
+	h.handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
 }
 
 // sayHelloDistrusting is node's hello (its run's start as sayHello gives
 // it) naming runs its daemon distrusts.
 func (h *harness) sayHelloDistrusting(node uint32, runs ...Run) {
 	hl := Hello{Version: HelloVersion, NodeID: node, Start: t0.Add(-time.Hour * time.Duration(node)), Distrusted: runs}
-	h.m.Handle(GroupMessage{NodeID: node, PID: pidOf(node), Data: hl.Marshal()})
+	h.handle(GroupMessage{NodeID: node, PID: pidOf(node), Data: hl.Marshal()})
 }
 
 func (h *harness) snap() *Snapshot { return h.m.Snapshot() }

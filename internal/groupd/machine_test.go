@@ -231,7 +231,7 @@ func TestDuplicateFailureDoesNotDuplicate(t *testing.T) {
 	h.leave(2, pidOf(2), ReasonProcDown)
 	h.nodes(1)
 	h.nodes(1) // the same membership again
-	h.m.Handle(NodeChange{Ring: RingID{1, 99}, Members: []uint32{1}, Left: []uint32{2}, Quorate: true})
+	h.handle(NodeChange{Ring: RingID{1, 99}, Members: []uint32{1}, Left: []uint32{2}, Quorate: true})
 	h.wantSets("2:waiting-for-fencing")
 	if len(h.snap().Recovery) != 1 {
 		t.Errorf("sets %+v", h.snap().Recovery)
@@ -330,7 +330,7 @@ func TestBadMessagesIgnored(t *testing.T) {
 		{NodeID: 2, PID: pidOf(2), Data: Hello{Version: 1, NodeID: 3, Start: t0}.Marshal()}, // claims another node
 		{NodeID: 3, PID: pidOf(3), Data: Hello{Version: 1, NodeID: 3, Start: t0}.Marshal()}, // not a member
 	} {
-		h.m.Handle(m)
+		h.handle(m)
 	}
 	for _, n := range []uint32{2, 3} {
 		if ok, _ := h.snap().Bypass(n); ok {
@@ -343,7 +343,7 @@ func TestClusterDiffWithoutLists(t *testing.T) {
 	h := newHarness(t, true)
 	h.up([]uint32{1, 2, 3}, 1, 2, 3)
 	// an adapter that only passes the member list
-	h.m.Handle(NodeChange{Ring: RingID{1, 50}, Members: []uint32{1, 3}, Quorate: true})
+	h.handle(NodeChange{Ring: RingID{1, 50}, Members: []uint32{1, 3}, Quorate: true})
 	h.wantSets("2:waiting-for-cpg")
 	if s := h.set(2); s.Ring != (RingID{1, 50}) {
 		t.Errorf("ring %v", s.Ring)
@@ -386,7 +386,7 @@ func TestNoticesForWatchers(t *testing.T) {
 func TestOurCleanShutdown(t *testing.T) {
 	h := newHarness(t, true)
 	h.up([]uint32{1, 2}, 1, 2)
-	h.m.Handle(SetPhase{PhaseLeaving})
+	h.handle(SetPhase{PhaseLeaving})
 	h.leave(us, ourPID, ReasonLeave)
 	s := h.snap()
 	if s.Joined || s.Phase != PhaseLeaving || len(s.Recovery) != 0 {
