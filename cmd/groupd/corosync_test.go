@@ -304,11 +304,20 @@ func (w *groupWatch) terminated() bool {
 	return false
 }
 
-// sayHello announces the watcher as a groupd of our test node would, and
-// waits until the hello is delivered back to it.
+// sayHello announces the watcher as a groupd of our test node would (with
+// the members it has seen), and waits until the hello is delivered back
+// to it.
 func (w *groupWatch) sayHello(t *testing.T) {
 	t.Helper()
-	hello := groupd.Hello{Version: groupd.HelloVersion, NodeID: corotest.NodeID, Start: time.Now()}
+	hello := groupd.Hello{Version: groupd.HelloVersion, NodeID: corotest.NodeID, Start: time.Now(), Members: []groupd.Process{}}
+	for _, ev := range w.events() {
+		if c, ok := ev.(*cpg.ConfChg); ok {
+			hello.Members = hello.Members[:0]
+			for _, m := range c.Members {
+				hello.Members = append(hello.Members, groupd.Process{NodeID: m.NodeID, PID: m.PID})
+			}
+		}
+	}
 	if err := w.h.Multicast(context.Background(), cpg.Agreed, hello.Marshal()); err != nil {
 		t.Fatal(err)
 	}

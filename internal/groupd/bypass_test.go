@@ -1148,3 +1148,79 @@ func TestMergeIntoInquorateSideAwaitsOurSidesHellos(t *testing.T) {
 		t.Errorf("node 3, named by node 2's daemon, may skip fencing: %s", why)
 	}
 }
+
+// Corosync delivers one confchg per merging process, back to back. Node
+// 2's hello on the confchg of node 3 was written before it saw node 4, so
+// it cannot name node 4's failed run, which node 2's daemon holds a set
+// for: it does not end our wait for node 2 (version 3 hellos list the
+// members their writer saw), and node 4 is not vouched for until node 2's
+// hello written having seen it comes.
+func TestHelloWrittenBeforeLaterJoinerKeepsWait(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.clock.advance(time.Hour)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	sawThree := slices.Clone(h.members)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.sayHelloSaw(2, sawThree) // on the confchg of node 3
+	h.sayHello(3, pidOf(3))
+	h.sayHello(4, pidOf(4))
+	if c := h.snap().BypassDetail(4); c.Known {
+		t.Errorf("node 4 before node 2's hello written having seen it: %+v, want could not tell", c)
+	}
+	h.sayHelloDistrusting(2, Run{NodeID: 4, PID: pidOf(4), Start: t0.Add(-4 * time.Hour)})
+	if c := h.snap().BypassDetail(4); !c.Known || c.Allowed {
+		t.Errorf("node 4 after node 2's hello naming it: %+v, want a known no", c)
+	}
+	if c := h.snap().BypassDetail(3); !c.Known || !c.Allowed {
+		t.Errorf("node 3, from the side that could act, named by nobody: %+v, want allowed", c)
+	}
+}
+
+// The same from the merging side: node 3, alone on the side that held
+// quorum, sees us join and then node 2; its hello on the first cannot name
+// node 2, which its side saw fail, and does not end our wait for it.
+func TestMergingRunsHelloBeforeItSawAllKeepsWait(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2, 3)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.nodes(1, 2, 3)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHelloSaw(3, []Member{{NodeID: 3, PID: pidOf(3)}, {NodeID: us, PID: ourPID}}) // on our join, as node 3 saw it
+	h.sayHello(2, pidOf(2))
+	if c := h.snap().BypassDetail(2); c.Known {
+		t.Errorf("node 2 before node 3's hello written having seen it: %+v, want could not tell", c)
+	}
+	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2)})
+	if c := h.snap().BypassDetail(2); !c.Known || c.Allowed {
+		t.Errorf("node 2, which node 3's side saw fail: %+v, want a known no", c)
+	}
+}
+
+// A run another daemon names with no start before we hear it stays
+// unvouched once its hello comes, also a version 1 hello; after it leaves
+// and joins again, even with the same pid, its hello counts.
+func TestDistrustAnyStartThenRejoin(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3}, 1, 2)
+	h.join(3, pidOf(3))
+	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3)})
+	h.sayHello(3, pidOf(3)) // version 1
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Errorf("node 3, distrusted with no start, vouched for after its hello")
+	}
+	h.leave(3, pidOf(3), ReasonLeave)
+	h.join(3, pidOf(3))
+	h.sayHello(3, pidOf(3))
+	if ok, why := h.snap().Bypass(3); !ok {
+		t.Errorf("node 3, rejoined, refused: %s", why)
+	}
+}

@@ -236,9 +236,19 @@ func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
 }
 
 // sayHelloDistrusting is node's hello (its run's start as sayHello gives
-// it) naming runs its daemon distrusts.
+// it, written having seen the group's members as they are now) naming
+// runs its daemon distrusts.
 func (h *harness) sayHelloDistrusting(node uint32, runs ...Run) {
-	hl := Hello{Version: HelloVersion, NodeID: node, Start: t0.Add(-time.Hour * time.Duration(node)), Distrusted: runs}
+	h.sayHelloSaw(node, h.members, runs...)
+}
+
+// sayHelloSaw is sayHelloDistrusting written when node's daemon saw the
+// group as saw.
+func (h *harness) sayHelloSaw(node uint32, saw []Member, runs ...Run) {
+	hl := Hello{Version: HelloVersion, NodeID: node, Start: t0.Add(-time.Hour * time.Duration(node)), Distrusted: runs, Members: []Process{}}
+	for _, m := range saw {
+		hl.Members = append(hl.Members, Process{NodeID: m.NodeID, PID: m.PID})
+	}
 	h.handle(GroupMessage{NodeID: node, PID: pidOf(node), Data: hl.Marshal()})
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // HelloVersion is the hello format this daemon sends.
-const HelloVersion = 2
+const HelloVersion = 3
 
 // The hello is fixed-size binary, big-endian:
 //
@@ -26,6 +26,14 @@ const HelloVersion = 2
 //	22 count runs of 16 bytes: node id uint32, pid uint32, start int64
 //	   (unix nanoseconds; 0 when the sender never heard the run's hello)
 //
+// Version 3 appends the group's members as the sender saw them when it
+// wrote the hello (see Hello.Members), so that a receiver waiting for what
+// a member knows after a join or merge can tell that member's answer to
+// it from a hello written before; after the distrusted runs:
+//
+//	count    uint16
+//	count processes of 8 bytes: node id uint32, pid uint32
+//
 // Later versions may only append fields, so a reader accepts a longer
 // hello with a higher version and reads the fields it knows. A node we
 // cannot understand is never bypassed: rejecting is the safe side.
@@ -34,9 +42,11 @@ const (
 	helloSize    = 20
 	helloV2Size  = 22
 	helloRunSize = 16
-	// maxDistrusted bounds the runs one hello carries: more members
-	// than corosync allows in a group.
-	maxDistrusted = 1024
+	// maxDistrusted bounds the runs one hello carries, and maxSeen the
+	// members: more than corosync allows in a group.
+	maxDistrusted   = 1024
+	maxSeen         = 1024
+	helloMemberSize = 8
 )
 
 // Hello is the message each daemon multicasts after joining the group, and
@@ -57,6 +67,15 @@ type Hello struct {
 	// member's hello, passed on. A zero start stands for any run of the
 	// pid.
 	Distrusted []Run
+	// Members (version 3): the group's members, the sender included, as
+	// the sender saw them when it wrote the hello. Nil for older versions.
+	Members []Process
+}
+
+// Process is one process in the group: its node and cpg pid.
+type Process struct {
+	NodeID uint32
+	PID    uint32
 }
 
 // Run is one run of a daemon: its node, cpg pid and start time (zero if
@@ -67,12 +86,17 @@ type Run struct {
 	Start  time.Time
 }
 
-// Marshal encodes h in the format of h.Version, which must be 1 or 2; a
-// version 1 hello carries no distrusted runs.
+// Marshal encodes h in the format of h.Version, which must be 1, 2 or 3;
+// a version 1 hello carries no distrusted runs, and only version 3 its
+// members.
 func (h Hello) Marshal() []byte {
 	size := helloSize
 	if h.Version >= 2 {
 		size = helloV2Size + helloRunSize*len(h.Distrusted)
+	}
+	membersAt := size
+	if h.Version >= 3 {
+		size += 2 + helloMemberSize*len(h.Members)
 	}
 	b := make([]byte, size)
 	copy(b, helloMagic)
@@ -90,6 +114,14 @@ func (h Hello) Marshal() []byte {
 				start = r.Start.UnixNano()
 			}
 			binary.BigEndian.PutUint64(b[o+8:], uint64(start))
+		}
+	}
+	if h.Version >= 3 {
+		binary.BigEndian.PutUint16(b[membersAt:], uint16(len(h.Members)))
+		for i, p := range h.Members {
+			o := membersAt + 2 + helloMemberSize*i
+			binary.BigEndian.PutUint32(b[o:], p.NodeID)
+			binary.BigEndian.PutUint32(b[o+4:], p.PID)
 		}
 	}
 	return b
@@ -149,6 +181,32 @@ func ParseHello(b []byte) (Hello, error) {
 			r.Start = time.Unix(0, start).UTC()
 		}
 		h.Distrusted = append(h.Distrusted, r)
+	}
+	if h.Version < 3 {
+		return h, nil
+	}
+	if len(b) < size+2 {
+		return Hello{}, fmt.Errorf("groupd hello version %d of %d bytes, too short for its members", h.Version, len(b))
+	}
+	if h.Version == 3 && flags != 0 {
+		return Hello{}, fmt.Errorf("groupd hello version 3 with flags %#x", flags)
+	}
+	m := int(binary.BigEndian.Uint16(b[size:]))
+	end := size + 2 + helloMemberSize*m
+	switch {
+	case m > maxSeen:
+		return Hello{}, fmt.Errorf("groupd hello with %d members, at most %d", m, maxSeen)
+	case len(b) < end, h.Version == 3 && len(b) != end:
+		return Hello{}, fmt.Errorf("groupd hello version %d of %d bytes for %d distrusted runs and %d members, want %d", h.Version, len(b), n, m, end)
+	}
+	h.Members = make([]Process, 0, m)
+	for i := range m {
+		o := size + 2 + helloMemberSize*i
+		p := Process{NodeID: binary.BigEndian.Uint32(b[o:]), PID: binary.BigEndian.Uint32(b[o+4:])}
+		if p.NodeID == 0 || p.PID == 0 {
+			return Hello{}, fmt.Errorf("groupd hello with an invalid member (node %d pid %d)", p.NodeID, p.PID)
+		}
+		h.Members = append(h.Members, p)
 	}
 	return h, nil
 }

@@ -19,6 +19,9 @@ func TestHelloRoundTrip(t *testing.T) {
 		{Hello{Version: 1, NodeID: 7, Start: start}, helloSize},
 		{Hello{Version: 2, NodeID: 7, Start: start}, helloV2Size},
 		{Hello{Version: 2, NodeID: 7, Start: start, Distrusted: runs}, helloV2Size + 2*helloRunSize},
+		{Hello{Version: 3, NodeID: 7, Start: start, Distrusted: runs, Members: []Process{{7, 70}, {3, 3003}}},
+			helloV2Size + 2*helloRunSize + 2 + 2*helloMemberSize},
+		{Hello{Version: 3, NodeID: 7, Start: start, Members: []Process{}}, helloV2Size + 2},
 	} {
 		b := tt.h.Marshal()
 		if len(b) != tt.size {
@@ -35,6 +38,9 @@ func TestParseHelloRejectsGarbage(t *testing.T) {
 	good := Hello{Version: 1, NodeID: 7, Start: time.Unix(1700000000, 0)}.Marshal()
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	goodV2 := Hello{Version: 2, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: []Run{{NodeID: 3, PID: 30}}}.Marshal()
+	goodV3 := Hello{Version: 3, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: []Run{{NodeID: 3, PID: 30}},
+		Members: []Process{{7, 70}, {3, 30}}}.Marshal()
+	v3mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(goodV3)) }
 	v2mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(goodV2)) }
 	tests := []struct {
 		name string
@@ -62,6 +68,17 @@ func TestParseHelloRejectsGarbage(t *testing.T) {
 			binary.BigEndian.PutUint16(b[20:], maxDistrusted+1)
 			return append(b, make([]byte, maxDistrusted*helloRunSize)...)
 		}), "at most"},
+		// goodV3: one distrusted run (22-37), then 2 members from 38.
+		{"v3 without its members", v3mod(func(b []byte) []byte { return b[:39] }), "too short for its members"},
+		{"v3 member count beyond the end", v3mod(func(b []byte) []byte { b[39]++; return b }), "members, want"},
+		{"v3 too long", v3mod(func(b []byte) []byte { return append(b, 0) }), "members, want"},
+		{"v3 with flags", v3mod(func(b []byte) []byte { b[7] = 1; return b }), "flags"},
+		{"v3 member of node 0", v3mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[40:], 0); return b }), "invalid member"},
+		{"v3 member of pid 0", v3mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[44:], 0); return b }), "invalid member"},
+		{"v3 too many members", v3mod(func(b []byte) []byte {
+			binary.BigEndian.PutUint16(b[38:], maxSeen+1)
+			return append(b, make([]byte, (maxSeen-1)*helloMemberSize)...)
+		}), "at most"},
 	}
 	for _, tt := range tests {
 		_, err := ParseHello(tt.b)
@@ -76,13 +93,20 @@ func TestParseHelloRejectsGarbage(t *testing.T) {
 // version 1 hello (a daemon not yet upgraded) is understood too.
 func TestParseHelloNewerVersion(t *testing.T) {
 	runs := []Run{{NodeID: 3, PID: 30}}
-	b := Hello{Version: 2, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: runs}.Marshal()
-	binary.BigEndian.PutUint16(b[4:], 3)
-	b[7] = 3 // flags mean something to version 3
+	members := []Process{{7, 70}}
+	b := Hello{Version: 3, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: runs, Members: members}.Marshal()
+	binary.BigEndian.PutUint16(b[4:], 4)
+	b[7] = 3 // flags mean something to version 4
 	b = append(b, "more fields"...)
 	h, err := ParseHello(b)
-	if err != nil || h.Version != 3 || h.NodeID != 7 || !reflect.DeepEqual(h.Distrusted, runs) {
-		t.Errorf("ParseHello(v3) = %+v, %v", h, err)
+	if err != nil || h.Version != 4 || h.NodeID != 7 || !reflect.DeepEqual(h.Distrusted, runs) || !reflect.DeepEqual(h.Members, members) {
+		t.Errorf("ParseHello(v4) = %+v, %v", h, err)
+	}
+	// A version 2 hello (a daemon not yet upgraded) says nothing of the
+	// members it saw.
+	h, err = ParseHello(Hello{Version: 2, NodeID: 7, Start: time.Unix(1700000000, 0), Distrusted: runs}.Marshal())
+	if err != nil || h.Version != 2 || h.Members != nil {
+		t.Errorf("ParseHello(v2) = %+v, %v", h, err)
 	}
 	h, err = ParseHello(Hello{Version: 1, NodeID: 7, Start: time.Unix(1700000000, 0)}.Marshal())
 	if err != nil || h.Version != 1 || len(h.Distrusted) != 0 {

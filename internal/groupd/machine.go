@@ -199,9 +199,12 @@ type member struct {
 	// hello on the merge names the runs it holds sets for), and we have
 	// not heard its hello since. Its daemon may distrust runs we take for clean (it saw them
 	// merge back; we did not), and says so only in its hello.
-	// awaitedSince: when we began to wait for it (helloWait from then).
+	// awaitedSince: when we began to wait for it (helloWait from then);
+	// awaitFor: the members then, which a hello of version 3 must list to
+	// end the wait (one written before it saw them knows nothing of them).
 	awaited      bool
 	awaitedSince time.Time
+	awaitFor     []memberKey
 	// distrustedStarts: starts of runs of this pid other daemons distrust,
 	// named before we heard its hello; it turns stale if its hello shows
 	// one of them.
@@ -218,11 +221,35 @@ type member struct {
 	distrustAny bool
 }
 
-// await starts waiting for the member's hello, if not waiting already.
-func (mb *member) await(now time.Time) {
-	if !mb.awaited {
-		mb.awaited, mb.awaitedSince = true, now
+// await starts waiting, or waiting again, for a hello of the member that
+// it wrote having seen the group as members are now.
+func (mb *member) await(now time.Time, members []*member) {
+	mb.awaited, mb.awaitedSince = true, now
+	mb.awaitFor = mb.awaitFor[:0]
+	for _, o := range members {
+		mb.awaitFor = append(mb.awaitFor, o.memberKey)
 	}
+}
+
+// answersWait reports whether h, the member's hello, ends our wait for it:
+// it lists every member we waited for it to see that is still in the
+// group. Daemons before version 3 do not say what they saw; any hello of
+// theirs ends the wait (it may be one written before they saw the
+// members that joined, and so not name runs they hold sets for against
+// them).
+func (m *Machine) answersWait(mb *member, h Hello) bool {
+	if h.Version < 3 {
+		return true
+	}
+	for _, k := range mb.awaitFor {
+		if m.findMember(k) == nil {
+			continue // left since
+		}
+		if !slices.Contains(h.Members, Process{NodeID: k.nodeID, PID: k.pid}) {
+			return false
+		}
+	}
+	return true
 }
 
 // run is the member's run as far as we know it: its start is from its
@@ -465,7 +492,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			// Its hello names the runs of our side its side saw fail:
 			// until it comes, we can tell about nobody.
 			if mb != nil && m.joined && !m.isUs(mb.memberKey) {
-				mb.await(now)
+				mb.await(now, m.members)
 			}
 			// Every other daemon sends a hello on this confchg, naming the
 			// runs it distrusts; one may hold a set for this run that we,
@@ -473,7 +500,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			if m.joined && wasJoined {
 				for _, o := range m.members {
 					if !m.isUs(o.memberKey) && !o.stale {
-						o.await(now)
+						o.await(now, m.members)
 					}
 				}
 			}
@@ -502,7 +529,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 		for _, mb := range m.members {
 			mb.awaited = false
 			if !m.isUs(mb.memberKey) && mb.reason == 0 {
-				mb.await(now)
+				mb.await(now, m.members)
 			}
 		}
 		m.phase = PhaseJoined
@@ -552,6 +579,13 @@ func (m *Machine) helloWaitOver() {
 
 func (m *Machine) sendHello() {
 	h := Hello{Version: HelloVersion, NodeID: m.cfg.OurNodeID, Start: m.cfg.Start}
+	// The members as we see them, so that a daemon waiting for our answer
+	// to a join or merge can tell it from a hello we wrote before.
+	for _, mb := range m.members {
+		if len(h.Members) < maxSeen {
+			h.Members = append(h.Members, Process{NodeID: mb.nodeID, PID: mb.pid})
+		}
+	}
 	// What we know against other members goes with it, for daemons that
 	// joined after they merged back.
 	for _, mb := range m.members {
@@ -983,7 +1017,9 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	mb.awaited = false // heard, whether or not its hello counts
+	if mb.awaited && m.answersWait(mb, h) {
+		mb.awaited = false // heard, whether or not its hello counts
+	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked. Its view of the partition is the suspect one:
