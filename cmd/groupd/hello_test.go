@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -239,5 +240,52 @@ func TestAnnounced(t *testing.T) {
 	s.Phase, s.Joined = groupd.PhaseStopped, false
 	if announced(s, 1, 20) {
 		t.Error("announced after the daemon stopped")
+	}
+}
+
+// recordCast records the hellos that got out, failing while failing is set.
+type recordCast struct {
+	mu      sync.Mutex
+	failing bool
+	out     []string
+}
+
+func (r *recordCast) Multicast(ctx context.Context, _ cpg.Guarantee, bufs ...[]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failing {
+		return cpg.ErrTryAgain
+	}
+	r.out = append(r.out, string(bufs[0]))
+	return nil
+}
+
+// A hello that failed and waits for its background retry is not sent once
+// a newer one got out: a daemon waiting for our answer to a join or merge
+// would take the older one, written before, for it.
+func TestHelloNewerSupersedesRetry(t *testing.T) {
+	r := &recordCast{}
+	s := testHello(r)
+	s.backoff = 50 * time.Millisecond
+	if err := s.SendHello([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.failing = true
+	r.mu.Unlock()
+	if err := s.SendHello([]byte("older")); err == nil {
+		t.Fatal("the older hello got out while multicasts fail")
+	}
+	r.mu.Lock()
+	r.failing = false
+	r.mu.Unlock()
+	if err := s.SendHello([]byte("newer")); err != nil {
+		t.Fatal(err)
+	}
+	waitRetries(t, s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if want := []string{"first", "newer"}; !slices.Equal(r.out, want) {
+		t.Errorf("hellos out %q, want %q", r.out, want)
 	}
 }

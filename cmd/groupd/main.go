@@ -729,6 +729,10 @@ type helloSender struct {
 	backoff  time.Duration
 	timeout  time.Duration
 
+	// order is held while a hello goes out, so that the background retry
+	// of an older hello cannot go out after a newer one: a daemon waiting
+	// for our answer to a join would take the older one for it.
+	order     sync.Mutex
 	retryMu   sync.Mutex
 	retrying  bool   // the background retry runs
 	retryData []byte // the hello it sends
@@ -752,6 +756,8 @@ func newHelloSender(ctx context.Context, m multicaster, log *logrus.Logger) *hel
 }
 
 func (s *helloSender) SendHello(data []byte) error {
+	s.order.Lock()
+	defer s.order.Unlock()
 	attempts := s.attempts
 	if s.isSent.Load() {
 		// Later hellos go to nodes that joined after us; a kill queued
@@ -767,6 +773,9 @@ func (s *helloSender) SendHello(data []byte) error {
 		if err == nil {
 			s.isSent.Store(true)
 			s.sentOnce.Do(func() { close(s.sent) })
+			s.retryMu.Lock()
+			s.retryData, s.dirty = nil, false // older: never to go out now
+			s.retryMu.Unlock()
 			return nil
 		}
 		if i >= attempts || s.ctx.Err() != nil {
@@ -818,8 +827,17 @@ func (s *helloSender) retryLoop() {
 			s.retryMu.Unlock()
 			return
 		}
+		s.order.Lock()
 		s.retryMu.Lock()
 		data := s.retryData
+		if data == nil {
+			// A newer hello got out meanwhile.
+			s.retrying = false
+			s.retryMu.Unlock()
+			s.order.Unlock()
+			s.log.Infof("a later hello of ours got out; the earlier failed one is not sent again")
+			return
+		}
 		s.dirty = false
 		s.retries++
 		s.retryMu.Unlock()
@@ -829,13 +847,18 @@ func (s *helloSender) retryLoop() {
 		cancel()
 
 		s.retryMu.Lock()
+		if err == nil {
+			s.retryData = nil
+		}
 		if err == nil && !s.dirty {
 			s.retrying = false
 			s.retryMu.Unlock()
+			s.order.Unlock()
 			s.log.Infof("sent our hello to the groupd group after an earlier attempt failed")
 			return
 		}
 		s.retryMu.Unlock()
+		s.order.Unlock()
 		if err == nil {
 			delay = s.backoff // another hello failed meanwhile: send again
 			continue

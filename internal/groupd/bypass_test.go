@@ -1192,7 +1192,7 @@ func TestDistrustAnyStartThenRejoin(t *testing.T) {
 	h.up([]uint32{1, 2, 3}, 1, 2)
 	h.join(3, pidOf(3))
 	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3)})
-	h.sayHello(3, pidOf(3)) // version 1
+	h.handle(GroupMessage{NodeID: 3, PID: pidOf(3), Data: Hello{Version: 1, NodeID: 3, Start: t0.Add(-3 * time.Hour)}.Marshal()})
 	if ok, _ := h.snap().Bypass(3); ok {
 		t.Errorf("node 3, distrusted with no start, vouched for after its hello")
 	}
@@ -1201,5 +1201,45 @@ func TestDistrustAnyStartThenRejoin(t *testing.T) {
 	h.sayHello(3, pidOf(3))
 	if ok, why := h.snap().Bypass(3); !ok {
 		t.Errorf("node 3, rejoined, refused: %s", why)
+	}
+}
+
+// A merge while a member is already awaited adds to what its hello must
+// show but does not restart the wait: merges in quick succession cannot
+// keep a silent member (a process in the group that is no groupd)
+// awaited beyond helloWait. A daemon of before version 3 ends the wait
+// with any hello, as it always did.
+func TestAwaitedMemberWaitBounded(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodesQuorate(false, 1, 2, 5)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 5, PID: pidOf(5)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.sayHello(5, pidOf(5))
+	h.ringMembers(1, 2, 3, 5)
+	h.quorumNotice(false) // still short of quorum
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	first, ok := h.m.HelloDeadline()
+	if !ok || !first.Equal(h.clock.Now().Add(helloWait)) {
+		t.Fatalf("HelloDeadline = %v, %v; want helloWait from the merge", first, ok)
+	}
+	h.sayHello(3, pidOf(3))
+	h.sayHello(2, pidOf(2))
+	// Node 5 stays silent; node 4 merges too, 20 s later.
+	h.clock.advance(20 * time.Second)
+	h.ringMembers(1, 2, 3, 4, 5)
+	h.quorumNotice(false)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	if at, ok := h.m.HelloDeadline(); !ok || at.After(first) {
+		t.Errorf("HelloDeadline after another merge = %v, %v; want no later than %v", at, ok, first)
+	}
+	// Node 2 is of an older version: its hello, whatever it saw, ends the
+	// wait for it.
+	h.handle(GroupMessage{NodeID: 2, PID: pidOf(2), Data: Hello{Version: 2, NodeID: 2, Start: t0.Add(-2 * time.Hour)}.Marshal()})
+	for _, mb := range h.snap().Members {
+		if mb.NodeID == 2 && mb.Awaited {
+			t.Errorf("node 2 still awaited after its version 2 hello")
+		}
 	}
 }

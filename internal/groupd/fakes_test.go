@@ -231,8 +231,14 @@ func (h *harness) sayHello(node, pid uint32) {
 	h.sayHelloStart(node, pid, t0.Add(-time.Hour*time.Duration(node)))
 }
 
+// sayHelloStart is node's hello, of this version, written having seen the
+// group's members as they are now.
 func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
-	h.handle(GroupMessage{NodeID: node, PID: pid, Data: Hello{Version: 1, NodeID: node, Start: start}.Marshal()})
+	hl := Hello{Version: HelloVersion, NodeID: node, Start: start, Members: []Process{}}
+	for _, m := range h.members {
+		hl.Members = append(hl.Members, Process{NodeID: m.NodeID, PID: m.PID})
+	}
+	h.handle(GroupMessage{NodeID: node, PID: pid, Data: hl.Marshal()})
 }
 
 // sayHelloDistrusting is node's hello (its run's start as sayHello gives

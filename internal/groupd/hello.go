@@ -68,7 +68,8 @@ type Hello struct {
 	// pid.
 	Distrusted []Run
 	// Members (version 3): the group's members, the sender included, as
-	// the sender saw them when it wrote the hello. Nil for older versions.
+	// the sender saw them when it wrote the hello (the first maxSeen of
+	// them, more than corosync allows). Nil for older versions.
 	Members []Process
 }
 

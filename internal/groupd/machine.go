@@ -197,10 +197,12 @@ type member struct {
 	// awaited: it was in the group when we joined, or it merged into our
 	// side while ours was not quorate, or was in the group then (its
 	// hello on the merge names the runs it holds sets for), and we have
-	// not heard its hello since. Its daemon may distrust runs we take for clean (it saw them
-	// merge back; we did not), and says so only in its hello.
-	// awaitedSince: when we began to wait for it (helloWait from then);
-	// awaitFor: the members then, which a hello of version 3 must list to
+	// not heard a hello of it written after it saw that. Its daemon may
+	// distrust runs we take for clean (it saw them merge back or fail; we
+	// did not), and says so only in its hello.
+	// awaitedSince: when this wait began (helloWait from then; a join or
+	// merge during the wait does not move it); awaitFor: the members at
+	// the latest join or merge, which a hello of version 3 must list to
 	// end the wait (one written before it saw them knows nothing of them).
 	awaited      bool
 	awaitedSince time.Time
@@ -222,9 +224,13 @@ type member struct {
 }
 
 // await starts waiting, or waiting again, for a hello of the member that
-// it wrote having seen the group as members are now.
+// it wrote having seen the group as members are now. A wait already under
+// way keeps its start, so that merges in quick succession cannot keep a
+// silent member awaited for more than helloWait.
 func (mb *member) await(now time.Time, members []*member) {
-	mb.awaited, mb.awaitedSince = true, now
+	if !mb.awaited {
+		mb.awaited, mb.awaitedSince = true, now
+	}
 	mb.awaitFor = mb.awaitFor[:0]
 	for _, o := range members {
 		mb.awaitFor = append(mb.awaitFor, o.memberKey)
@@ -546,16 +552,17 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	}
 }
 
-// helloWait is how long a daemon that joined waits for the hello of each
-// member that was in the group before it. Hellos come within milliseconds
-// of the join; one held up by corosync's flow control takes seconds. A
+// helloWait is how long a daemon waits for the hello of an awaited
+// member: one in the group before it joined, or, after a merge into its
+// side while it was not quorate, one there then. Hellos come within
+// milliseconds of the join or merge; one held up by corosync's flow control takes seconds. A
 // member silent for longer (a process in the group that is no groupd, or
 // a daemon that cannot send) is given up on, with a warning, so that it
 // cannot keep every later daemon from answering. A variable for tests.
 var helloWait = 30 * time.Second
 
-// HelloDeadline returns when the wait for the hello of a member that was
-// in the group before us ends first, if we wait for any.
+// HelloDeadline returns when the first wait for an awaited member's hello
+// ends, if we wait for any.
 func (m *Machine) HelloDeadline() (time.Time, bool) {
 	var first time.Time
 	for _, mb := range m.members {
@@ -1018,7 +1025,7 @@ func (m *Machine) message(ev GroupMessage) {
 		return
 	}
 	if mb.awaited && m.answersWait(mb, h) {
-		mb.awaited = false // heard, whether or not its hello counts
+		mb.awaited = false // answered, whether or not its hello counts
 	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
