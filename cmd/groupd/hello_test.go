@@ -243,14 +243,24 @@ func TestAnnounced(t *testing.T) {
 	}
 }
 
-// recordCast records the hellos that got out, failing while failing is set.
+// recordCast records the hellos that got out, failing while failing is
+// set; with gate set, a multicast says so on entered and waits for gate.
 type recordCast struct {
 	mu      sync.Mutex
 	failing bool
 	out     []string
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (r *recordCast) Multicast(ctx context.Context, _ cpg.Guarantee, bufs ...[]byte) error {
+	r.mu.Lock()
+	gate, entered := r.gate, r.entered
+	r.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failing {
@@ -266,7 +276,7 @@ func (r *recordCast) Multicast(ctx context.Context, _ cpg.Guarantee, bufs ...[]b
 func TestHelloNewerSupersedesRetry(t *testing.T) {
 	r := &recordCast{}
 	s := testHello(r)
-	s.backoff = 50 * time.Millisecond
+	s.backoff = 300 * time.Millisecond // not before the newer hello
 	if err := s.SendHello([]byte("first")); err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +296,49 @@ func TestHelloNewerSupersedesRetry(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if want := []string{"first", "newer"}; !slices.Equal(r.out, want) {
+		t.Errorf("hellos out %q, want %q", r.out, want)
+	}
+}
+
+// A later hello does not wait for a background attempt under way (a kill
+// may be queued behind it): it is handed to the retry, which sends it
+// right after the older one.
+func TestHelloHandedToRetryUnderWay(t *testing.T) {
+	r := &recordCast{}
+	s := testHello(r)
+	if err := s.SendHello([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.failing = true
+	r.mu.Unlock()
+	s.SendHello([]byte("older"))
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.failing = false
+	r.gate, r.entered = gate, make(chan struct{}, 8)
+	entered := r.entered
+	r.mu.Unlock()
+	<-entered // the background attempt for "older" is under way
+	done := make(chan error, 1)
+	go func() { done <- s.SendHello([]byte("newer")) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("SendHello reported the newer hello sent while an attempt was under way")
+		}
+	case <-time.After(10 * time.Second):
+		close(gate)
+		t.Fatal("SendHello waited for the background attempt")
+	}
+	r.mu.Lock()
+	r.gate = nil
+	r.mu.Unlock()
+	close(gate)
+	waitRetries(t, s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if want := []string{"first", "older", "newer"}; !slices.Equal(r.out, want) {
 		t.Errorf("hellos out %q, want %q", r.out, want)
 	}
 }

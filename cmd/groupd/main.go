@@ -735,8 +735,8 @@ type helloSender struct {
 	order     sync.Mutex
 	retryMu   sync.Mutex
 	retrying  bool   // the background retry runs
-	retryData []byte // the hello it sends
-	dirty     bool   // a hello failed since its last attempt began
+	retryData []byte // the hello it sends; nil once none is pending
+	retrySeq  uint64 // counts the hellos handed to it
 	retries   int    // background attempts made, for tests
 
 	sent     chan struct{}
@@ -756,14 +756,20 @@ func newHelloSender(ctx context.Context, m multicaster, log *logrus.Logger) *hel
 }
 
 func (s *helloSender) SendHello(data []byte) error {
-	s.order.Lock()
-	defer s.order.Unlock()
 	attempts := s.attempts
 	if s.isSent.Load() {
 		// Later hellos go to nodes that joined after us; a kill queued
-		// behind one must not wait for retries.
+		// behind one must not wait for retries, nor for a background
+		// attempt under way: the retry sends this one next.
 		attempts = 1
+		if !s.order.TryLock() {
+			s.retryLater(data)
+			return errors.New("an earlier hello of ours is being sent again; this one goes out after it, in the background")
+		}
+	} else {
+		s.order.Lock() // nothing else sends before the first hello is out
 	}
+	defer s.order.Unlock()
 	delay := s.backoff
 	var err error
 	for i := 1; ; i++ {
@@ -774,7 +780,7 @@ func (s *helloSender) SendHello(data []byte) error {
 			s.isSent.Store(true)
 			s.sentOnce.Do(func() { close(s.sent) })
 			s.retryMu.Lock()
-			s.retryData, s.dirty = nil, false // older: never to go out now
+			s.retryData = nil // older: never to go out now
 			s.retryMu.Unlock()
 			return nil
 		}
@@ -805,7 +811,8 @@ func (s *helloSender) SendHello(data []byte) error {
 func (s *helloSender) retryLater(data []byte) {
 	s.retryMu.Lock()
 	defer s.retryMu.Unlock()
-	s.retryData, s.dirty = data, true
+	s.retryData = data
+	s.retrySeq++
 	if s.retrying {
 		return
 	}
@@ -838,7 +845,7 @@ func (s *helloSender) retryLoop() {
 			s.log.Infof("a later hello of ours got out; the earlier failed one is not sent again")
 			return
 		}
-		s.dirty = false
+		seq := s.retrySeq
 		s.retries++
 		s.retryMu.Unlock()
 
@@ -847,10 +854,8 @@ func (s *helloSender) retryLoop() {
 		cancel()
 
 		s.retryMu.Lock()
-		if err == nil {
+		if err == nil && seq == s.retrySeq {
 			s.retryData = nil
-		}
-		if err == nil && !s.dirty {
 			s.retrying = false
 			s.retryMu.Unlock()
 			s.order.Unlock()
@@ -860,7 +865,7 @@ func (s *helloSender) retryLoop() {
 		s.retryMu.Unlock()
 		s.order.Unlock()
 		if err == nil {
-			delay = s.backoff // another hello failed meanwhile: send again
+			delay = s.backoff // a newer hello was handed over meanwhile: it goes next
 			continue
 		}
 		delay = min(2*delay, s.timeout)

@@ -1243,3 +1243,38 @@ func TestAwaitedMemberWaitBounded(t *testing.T) {
 		}
 	}
 }
+
+// A member awaited since a merge whose hello for it is held up, when
+// another merge comes late in the wait, still gets its time: its older
+// hello, arriving after the second merge, shows a live daemon, and the
+// wait runs helloWait from that hello rather than ending at the first
+// deadline without its answer.
+func TestLateMergeLeavesLiveMemberTimeToAnswer(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(false)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	sawThree := slices.Clone(h.members)
+	h.sayHello(3, pidOf(3))
+	h.clock.advance(25 * time.Second) // node 2's answer is held up
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(false)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.sayHelloSaw(2, sawThree) // its answer to node 3's merge, at last
+	h.sayHello(4, pidOf(4))
+	h.sayHello(3, pidOf(3))
+	h.clock.advance(10 * time.Second) // past the first deadline
+	h.handle(HelloWaitOver{})
+	if c := h.snap().BypassDetail(4); c.Known {
+		t.Errorf("node 4 before node 2's answer to its merge: %+v, want could not tell", c)
+	}
+	h.sayHelloDistrusting(2, Run{NodeID: 4, PID: pidOf(4), Start: t0.Add(-4 * time.Hour)})
+	if c := h.snap().BypassDetail(4); !c.Known || c.Allowed {
+		t.Errorf("node 4 after node 2's answer naming it: %+v, want a known no", c)
+	}
+}

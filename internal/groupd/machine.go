@@ -226,7 +226,8 @@ type member struct {
 // await starts waiting, or waiting again, for a hello of the member that
 // it wrote having seen the group as members are now. A wait already under
 // way keeps its start, so that merges in quick succession cannot keep a
-// silent member awaited for more than helloWait.
+// silent member awaited for more than helloWait; a member that answers
+// with an older hello meanwhile gets helloWait from that hello.
 func (mb *member) await(now time.Time, members []*member) {
 	if !mb.awaited {
 		mb.awaited, mb.awaitedSince = true, now
@@ -1024,8 +1025,15 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	if mb.awaited && m.answersWait(mb, h) {
-		mb.awaited = false // answered, whether or not its hello counts
+	if mb.awaited {
+		if m.answersWait(mb, h) {
+			mb.awaited = false // answered, whether or not its hello counts
+		} else {
+			// A live daemon, whose hello written after the latest join
+			// or merge is on its way: helloWait from now, not from when
+			// the wait began (a merge late in it would leave it no time).
+			mb.awaitedSince = m.cfg.Clock.Now()
+		}
 	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
