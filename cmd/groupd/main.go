@@ -764,7 +764,8 @@ func (s *helloSender) SendHello(data []byte) error {
 		attempts = 1
 		if !s.order.TryLock() {
 			s.retryLater(data)
-			return errors.New("an earlier hello of ours is being sent again; this one goes out after it, in the background")
+			s.log.Debugf("an earlier hello of ours is being sent again; this one goes out right after it")
+			return nil
 		}
 	} else {
 		s.order.Lock() // nothing else sends before the first hello is out
@@ -865,7 +866,7 @@ func (s *helloSender) retryLoop() {
 		s.retryMu.Unlock()
 		s.order.Unlock()
 		if err == nil {
-			delay = s.backoff // a newer hello was handed over meanwhile: it goes next
+			delay = 0 // a newer hello was handed over meanwhile: it goes next
 			continue
 		}
 		delay = min(2*delay, s.timeout)

@@ -1278,3 +1278,33 @@ func TestLateMergeLeavesLiveMemberTimeToAnswer(t *testing.T) {
 		t.Errorf("node 4 after node 2's answer naming it: %+v, want a known no", c)
 	}
 }
+
+// A member whose hellos never answer the wait (they keep coming, each
+// written before the latest merge) is given up on twice helloWait after
+// the wait began, not kept awaited while merges go on.
+func TestLaggingMemberWaitCapped(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(false)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	began := h.clock.Now()
+	for i := 0; i < 6; i++ {
+		stale := slices.Clone(h.members)[:1] // a view that never answers
+		h.clock.advance(15 * time.Second)
+		h.sayHelloSaw(2, stale)
+		h.handle(HelloWaitOver{})
+	}
+	if at, ok := h.m.HelloDeadline(); ok && at.After(began.Add(2*helloWait)) {
+		t.Errorf("HelloDeadline %v, more than twice helloWait after the wait began (%v)", at, began)
+	}
+	for _, mb := range h.snap().Members {
+		if mb.NodeID == 2 && mb.Awaited {
+			t.Errorf("node 2 still awaited %v after the wait began", h.clock.Now().Sub(began))
+		}
+	}
+}

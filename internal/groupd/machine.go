@@ -207,6 +207,7 @@ type member struct {
 	awaited      bool
 	awaitedSince time.Time
 	awaitFor     []memberKey
+	awaitBegan   time.Time // when this wait began: it ends by 2*helloWait
 	// distrustedStarts: starts of runs of this pid other daemons distrust,
 	// named before we heard its hello; it turns stale if its hello shows
 	// one of them.
@@ -227,10 +228,11 @@ type member struct {
 // it wrote having seen the group as members are now. A wait already under
 // way keeps its start, so that merges in quick succession cannot keep a
 // silent member awaited for more than helloWait; a member that answers
-// with an older hello meanwhile gets helloWait from that hello.
+// with an older hello meanwhile gets helloWait from that hello, up to
+// twice helloWait from the start.
 func (mb *member) await(now time.Time, members []*member) {
 	if !mb.awaited {
-		mb.awaited, mb.awaitedSince = true, now
+		mb.awaited, mb.awaitedSince, mb.awaitBegan = true, now, now
 	}
 	mb.awaitFor = mb.awaitFor[:0]
 	for _, o := range members {
@@ -1031,8 +1033,13 @@ func (m *Machine) message(ev GroupMessage) {
 		} else {
 			// A live daemon, whose hello written after the latest join
 			// or merge is on its way: helloWait from now, not from when
-			// the wait began (a merge late in it would leave it no time).
+			// the wait began (a merge late in it would leave it no time),
+			// but never past twice helloWait from then, so that a member
+			// whose hellos never answer cannot keep us from answering.
 			mb.awaitedSince = m.cfg.Clock.Now()
+			if last := mb.awaitBegan.Add(helloWait); mb.awaitedSince.After(last) {
+				mb.awaitedSince = last
+			}
 		}
 	}
 	if mb.stale {
