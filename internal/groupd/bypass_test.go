@@ -1105,10 +1105,7 @@ func TestOwnHelloLeavesMergedRunsDistrustCounting(t *testing.T) {
 // nobody, node 3 included.
 func TestMergeIntoInquorateSideAwaitsOurSidesHellos(t *testing.T) {
 	h := newHarness(t, true)
-	h.nodesQuorate(false, 1, 2)
-	h.quorumNotice(false)
-	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
-	h.join(us, ourPID)
+	h.joinBesideNodeTwo()
 	h.sayHello(us, ourPID)
 	h.sayHello(2, pidOf(2))
 	h.clock.advance(time.Hour) // node 2 was awaited once, long ago
@@ -1136,10 +1133,7 @@ func TestMergeIntoInquorateSideAwaitsOurSidesHellos(t *testing.T) {
 // hello written having seen it comes.
 func TestHelloWrittenBeforeLaterJoinerKeepsWait(t *testing.T) {
 	h := newHarness(t, true)
-	h.nodesQuorate(false, 1, 2)
-	h.quorumNotice(false)
-	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
-	h.join(us, ourPID)
+	h.joinBesideNodeTwo()
 	h.sayHello(2, pidOf(2))
 	h.clock.advance(time.Hour)
 	h.ringMembers(1, 2, 3, 4)
@@ -1251,10 +1245,7 @@ func TestAwaitedMemberWaitBounded(t *testing.T) {
 // deadline without its answer.
 func TestLateMergeLeavesLiveMemberTimeToAnswer(t *testing.T) {
 	h := newHarness(t, true)
-	h.nodesQuorate(false, 1, 2)
-	h.quorumNotice(false)
-	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
-	h.join(us, ourPID)
+	h.joinBesideNodeTwo()
 	h.sayHello(2, pidOf(2))
 	h.ringMembers(1, 2, 3)
 	h.quorumNotice(false)
@@ -1284,10 +1275,7 @@ func TestLateMergeLeavesLiveMemberTimeToAnswer(t *testing.T) {
 // the wait began, not kept awaited while merges go on.
 func TestLaggingMemberWaitCapped(t *testing.T) {
 	h := newHarness(t, true)
-	h.nodesQuorate(false, 1, 2)
-	h.quorumNotice(false)
-	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
-	h.join(us, ourPID)
+	h.joinBesideNodeTwo()
 	h.sayHello(2, pidOf(2))
 	h.ringMembers(1, 2, 3)
 	h.quorumNotice(false)

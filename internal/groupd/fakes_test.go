@@ -204,6 +204,16 @@ func (h *harness) mergeBackRefused(node uint32, members ...uint32) {
 	}
 }
 
+// joinBesideNodeTwo starts us on a side of nodes 1 and 2 without quorum
+// and joins the groupd group, where node 2's daemon already is (its hello
+// is the test's to say).
+func (h *harness) joinBesideNodeTwo() {
+	h.nodesQuorate(false, 1, 2)
+	h.quorumNotice(false)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+}
+
 // noticeAhead is a quorum notice for the ring ringMembers makes next,
 // come before that ring's members.
 func (h *harness) noticeAhead(quorate bool) {
