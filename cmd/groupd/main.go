@@ -76,9 +76,10 @@ const (
 	helloAttempts = 4
 	helloBackoff  = 500 * time.Millisecond
 	// readyWait bounds the wait from the join to our first hello sent and
-	// come back to us: the attempts above and the join confchg that
-	// triggers them.
-	readyWait = helloAttempts*helloTimeout + 15*helloBackoff + 10*time.Second
+	// come back to us (the attempts above and the join confchg that
+	// triggers them) and to the hellos of the members we await, which
+	// may take twice groupd.HelloWait.
+	readyWait = max(helloAttempts*helloTimeout+15*helloBackoff, 2*groupd.HelloWait) + 15*time.Second
 	// stayReminder is how often a node that stays out says so again.
 	stayReminder = 10 * time.Minute
 )

@@ -1296,3 +1296,62 @@ func TestLaggingMemberWaitCapped(t *testing.T) {
 		}
 	}
 }
+
+// Runs 3 and 4, cut off while we were quorate, merge back after the
+// quorum device's vote moved to their side. Their first hellos, written
+// on seeing us merge and before seeing node 2, make them stale (they were
+// out while we were quorate) without answering our wait; their answers,
+// which name node 2's run (their side saw it gone while it held quorum),
+// are still taken. With their sets acked (fenced after all) or pending.
+func TestStaleByEarlyHelloAnswerStillTaken(t *testing.T) {
+	for _, acked := range []bool{false, true} {
+		h := newHarness(t, true)
+		h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+		h.quorumNotice(true)
+		h.leave(3, pidOf(3), ReasonNodeDown)
+		h.leave(4, pidOf(4), ReasonNodeDown)
+		h.ringMembers(1, 2)
+		h.quorumNotice(true)
+		if acked {
+			for _, n := range []uint32{3, 4} {
+				if _, err := h.m.Ack(n); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		h.quorumNotice(false) // the quorum device's vote moves to their side
+		h.ringMembers(1, 2, 3, 4)
+		h.quorumNotice(true)
+		h.joinWith(3, pidOf(3), ReasonNodeUp)
+		h.joinWith(4, pidOf(4), ReasonNodeUp)
+		sawUs := []Member{{NodeID: 3, PID: pidOf(3)}, {NodeID: 4, PID: pidOf(4)}, {NodeID: us, PID: ourPID}}
+		h.sayHelloSaw(3, sawUs)
+		h.sayHelloSaw(4, sawUs)
+		h.sayHello(2, pidOf(2))
+		two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+		h.sayHelloDistrusting(3, two)
+		h.sayHelloDistrusting(4, two)
+		if c := h.snap().BypassDetail(2); c.Allowed {
+			t.Errorf("sets acked %v: node 2, distrusted by both merged daemons' answers, vouched for: %+v", acked, c)
+		}
+	}
+}
+
+// The same at our join: node 3 names node 2 with no start, so node 2's
+// hello written before our join makes it stale; its answer to our join,
+// naming node 4's run, is still taken.
+func TestStaleByEarlyHelloAnswerTakenAtJoin(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 3, PID: pidOf(3)}, {NodeID: 4, PID: pidOf(4)}}
+	before := slices.Clone(h.members)
+	h.join(us, ourPID)
+	h.sayHelloSaw(3, h.members, Run{NodeID: 2, PID: pidOf(2)})
+	h.sayHelloSaw(2, before) // written before our join
+	h.sayHelloSaw(2, h.members, Run{NodeID: 4, PID: pidOf(4), Start: t0.Add(-4 * time.Hour)})
+	h.sayHello(4, pidOf(4))
+	if c := h.snap().BypassDetail(4); c.Allowed {
+		t.Errorf("node 4, named by node 2's answer to our join, vouched for: %+v", c)
+	}
+}

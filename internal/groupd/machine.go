@@ -200,8 +200,10 @@ type member struct {
 	// not heard a hello of it written after it saw that. Its daemon may
 	// distrust runs we take for clean (it saw them merge back or fail; we
 	// did not), and says so only in its hello.
-	// awaitedSince: when this wait began (helloWait from then; a join or
-	// merge during the wait does not move it); awaitFor: the members at
+	// awaitedSince: helloWait runs from it: when this wait began (a join
+	// or merge during the wait does not move it), or the member's latest
+	// hello that did not answer it, at most helloWait after awaitBegan;
+	// awaitFor: the members at
 	// the latest join or merge, which a hello of version 3 must list to
 	// end the wait (one written before it saw them knows nothing of them).
 	awaited      bool
@@ -562,7 +564,12 @@ func (m *Machine) confChg(ev GroupConfChg) {
 // member silent for longer (a process in the group that is no groupd, or
 // a daemon that cannot send) is given up on, with a warning, so that it
 // cannot keep every later daemon from answering. A variable for tests.
-var helloWait = 30 * time.Second
+var helloWait = HelloWait
+
+// HelloWait is how long a wait for an awaited member's hello lasts; a
+// member that answers with older hellos meanwhile can stretch it to twice
+// that.
+const HelloWait = 30 * time.Second
 
 // HelloDeadline returns when the first wait for an awaited member's hello
 // ends, if we wait for any.
@@ -582,7 +589,7 @@ func (m *Machine) helloWaitOver() {
 	for _, mb := range m.members {
 		if mb.awaited && !now.Before(mb.awaitedSince.Add(helloWait)) {
 			mb.awaited = false
-			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d, in the groupd group before we joined, or there or merging in when a node merged into our side without quorum, has not announced itself within %s; we answer without it, so any run its daemon distrusts (one that merged back after a partition, or failed) is unknown to us", m.node(mb.nodeID), mb.pid, helloWait)
+			m.notice("warn", "hello-missing", mb.nodeID, "%s pid %d, in the groupd group before we joined, or there or merging in when a node merged into our side without quorum, has not answered within %s (no hello of it written after it saw the latest join or merge); we answer without it, so any run its daemon distrusts (one that merged back after a partition, or failed) is unknown to us", m.node(mb.nodeID), mb.pid, now.Sub(mb.awaitBegan).Round(time.Second))
 		}
 	}
 }
@@ -1027,6 +1034,7 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "bad-message", ev.NodeID, "ignored a hello from %s pid %d, which is not in our view of the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
+	wasAwaited := mb.awaited
 	if mb.awaited {
 		if m.answersWait(mb, h) {
 			mb.awaited = false // answered, whether or not its hello counts
@@ -1045,7 +1053,14 @@ func (m *Machine) message(ev GroupMessage) {
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked. Its view of the partition is the suspect one:
-		// what it distrusts does not spread through us.
+		// what it distrusts does not spread through us, unless we wait
+		// for it: it joined or merged from the side that could act and
+		// turned stale by an earlier hello of its own (a run that was
+		// out while we were quorate, or that another daemon names), and
+		// its answer to the join or merge is what we wait for.
+		if wasAwaited && !m.isUs(mb.memberKey) {
+			m.distrust(ev, h.Distrusted)
+		}
 		mb.markStale(h.Start)
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return

@@ -53,8 +53,8 @@ type GroupMember struct {
 	StaleHello bool
 	// Awaited: it was in the group when we joined, or it merged into our
 	// side while ours was not quorate, or was in the group then, and we
-	// have not heard its hello since, which may name runs its daemon
-	// distrusts.
+	// have not heard its answer (a hello written after it saw that join
+	// or merge), which may name runs its daemon distrusts.
 	Awaited bool
 }
 
@@ -94,9 +94,10 @@ func (s *Snapshot) Bypass(nodeID uint32) (allowed bool, reason string) {
 // A hello counts from a run that joined by a cpg join, or merged back
 // after a partition into our side when it was not quorate and had not
 // been while the node was out; never from a run we saw fail, or one
-// another daemon distrusts. Until the members that were in the group
-// before us, or merged in from the side that could act, have announced
-// themselves, nothing can be said.
+// another daemon distrusts. Until the members we await (those in the
+// group when we joined, and after a merge into our side while it was not
+// quorate, those there or merging in) have answered with a hello written
+// after they saw that, nothing can be said.
 func (s *Snapshot) BypassDetail(nodeID uint32) BypassCheck {
 	v := bypassView{
 		phase: s.Phase, clusterKnown: s.ClusterKnown, joined: s.Joined,
@@ -125,10 +126,9 @@ type bypassView struct {
 	clusterKnown, joined, clusterMember bool
 	members                             []GroupMember // the node's processes in the group
 	pending                             bool          // it has a pending recovery set
-	// awaiting counts the members that were in the group when we joined,
-	// or merged in from the side that could act, and whose hello we have
-	// not heard: until we have, any member may be distrusted by one of
-	// them without our knowing.
+	// awaiting counts the members we await (see GroupMember.Awaited):
+	// until they answer, any member may be distrusted by one of them
+	// without our knowing.
 	awaiting int
 }
 
@@ -157,7 +157,7 @@ func bypassRule(nodeID uint32, v bypassView) BypassCheck {
 	case !v.joined:
 		c.Reason = who + " must be fenced: this daemon is not in the groupd group, so it cannot tell"
 	case v.awaiting > 0:
-		c.Reason = fmt.Sprintf("%s must be fenced: this daemon waits for the hellos of %d member(s) that were in the groupd group before it joined or merged in after a partition, which say what runs their daemons distrust, so it cannot tell yet", who, v.awaiting)
+		c.Reason = fmt.Sprintf("%s must be fenced: this daemon waits for the hellos of %d member(s), in the groupd group when it joined or at a merge after a partition, which say what runs their daemons distrust, so it cannot tell yet", who, v.awaiting)
 	case !c.ClusterMember:
 		c.Reason = who + " must be fenced: it is not a cluster member"
 	case !c.GroupMember:
