@@ -214,12 +214,6 @@ type member struct {
 	// named before we heard its hello; it turns stale if its hello shows
 	// one of them.
 	distrustedStarts []time.Time
-	// outWhileQuorate: it merged in (nodeup) when our side was not quorate,
-	// but our side was at some time while its node was out of the cluster,
-	// so it may be a run that failed while we could act on its absence.
-	// It turns stale with its hello, once what that hello distrusts has
-	// been taken: its side may have held quorum after ours.
-	outWhileQuorate bool
 	// distrustAny: a hello (another daemon's) named this pid with no
 	// start before we heard its own: it turns stale with its hello, once
 	// what that hello distrusts has been taken. Our hellos pass it on.
@@ -309,12 +303,7 @@ type Machine struct {
 	// out.
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
-	// quorateWhileOut holds, for each node since it last came back into
-	// the cluster, whether a notice said quorate while it was out: seenAt
-	// no longer tells once it is back, and the group confchg of its merge
-	// may come after the cluster's change.
-	quorateWhileOut map[uint32]bool
-	cluster         map[uint32]bool
+	cluster        map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -337,8 +326,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
 
-		seenAt:          map[uint32]uint64{},
-		quorateWhileOut: map[uint32]bool{},
+		seenAt: map[uint32]uint64{},
 	}, nil
 }
 
@@ -474,12 +462,9 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			// run that kept dlm/gfs state through the partition, whatever
 			// we saw of it before (we may have started since, or acked its
 			// set): no hello counts. Into our side that was not quorate,
-			// its side may be the one that could act; but if ours was
-			// quorate while its node was out, it may have failed while we
-			// could act, and it turns stale once its hello is taken.
-			merged := r == ReasonNodeUp
-			mb = &member{memberKey: k, since: now, reason: r, stale: merged && m.heldQuorumBeforeMerge(e.NodeID)}
-			mb.outWhileQuorate = merged && !mb.stale && m.quorateWhileNodeOut(e.NodeID)
+			// its side may be the one that could act: its hello names the
+			// runs it distrusts, and ours of the runs we hold sets for.
+			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp && m.heldQuorumBeforeMerge(e.NodeID)}
 		}
 		members = append(members, mb)
 		if m.isUs(k) {
@@ -491,15 +476,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
 			mb := m.findMember(memberKey{j.NodeID, j.PID})
-			outWhileQuorate := m.quorateWhileNodeOut(j.NodeID)
-			if mb != nil {
-				outWhileQuorate = mb.outWhileQuorate
-			}
-			if outWhileQuorate {
-				m.notice("warn", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate just before the merge, but were while its node was out of the cluster, so it may hold dlm/gfs state from a run that failed while we could act: it must be fenced unless its groupd leaves and rejoins the group", m.node(j.NodeID), j.PID)
-			} else {
-				m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate while its node was out, so its side is the one that could act, and its hello counts", m.node(j.NodeID), j.PID)
-			}
+			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side may be the one that could act, and its hello counts unless a daemon names it", m.node(j.NodeID), j.PID)
 			// Its hello names the runs of our side its side saw fail:
 			// until it comes, we can tell about nobody.
 			if mb != nil && m.joined && !m.isUs(mb.memberKey) {
@@ -517,7 +494,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			}
 			// Only on a settled word: before corosync's notice for the
 			// ring the node left in, we may yet learn we were quorate.
-			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone && s.quorumSettled && !outWhileQuorate {
+			if s := m.sets[j.NodeID]; s != nil && s.State.Pending() && !s.ClusterReported.IsZero() && !s.QuorateWhenGone && s.quorumSettled {
 				// Opened when it was cut off from us, in a ring where we
 				// were not quorate either: we could not act on its
 				// absence. Left open, the run's hello would be taken for
@@ -628,10 +605,8 @@ func (m *Machine) sendHello() {
 		}
 		// Merged back with the pid of a run we hold a set for: a run that
 		// failed, unless its hello shows another start (which the
-		// receivers check). Merged back after our side was quorate while
-		// its node was out: whichever run it is (no start). Named now,
-		// not only once its hello has come, for daemons that joined
-		// meanwhile.
+		// receivers check). Named now, not only once its hello has come,
+		// for daemons that joined meanwhile.
 		var runs []Run
 		if s := m.sets[mb.nodeID]; s != nil && s.State.Pending() {
 			for _, r := range s.Runs {
@@ -642,9 +617,6 @@ func (m *Machine) sendHello() {
 			if len(runs) == 0 && s.runsFull {
 				runs = append(runs, Run{NodeID: mb.nodeID, PID: mb.pid})
 			}
-		}
-		if mb.outWhileQuorate {
-			runs = []Run{{NodeID: mb.nodeID, PID: mb.pid}}
 		}
 		for _, r := range runs {
 			if len(h.Distrusted) < maxDistrusted {
@@ -871,15 +843,7 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	// The same for nodes with no set yet (their group confchg may come
 	// later, even rings later): a node counts as out since it was last a
-	// member, or since we started if we never saw it. For a node back in
-	// the cluster, what its absence saw is kept for the group confchg of
-	// its merge, before seenAt moves on; this change's own notice is
-	// about a ring it is in.
-	for id := range newSet {
-		if !prev[id] {
-			m.quorateWhileOut[id] = m.quorateNotices > m.seenAt[id]
-		}
-	}
+	// member, or since we started if we never saw it.
 	if quorateNotice {
 		m.quorateNotices++
 	}
@@ -1081,10 +1045,6 @@ func (m *Machine) message(ev GroupMessage) {
 		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group as a run that failed; it must still be fenced")
 		return
 	}
-	if mb.outWhileQuorate {
-		m.staleByHello(mb, h.Start, "stale-hello", "merged back into the groupd group after a partition in which our side was quorate while its node was out; it must be fenced unless it leaves and rejoins the groupd group")
-		return
-	}
 	if mb.hello == nil {
 		m.notice("info", "hello", ev.NodeID, "%s pid %d announced itself (groupd started %s, protocol %d)", m.node(ev.NodeID), ev.PID, h.Start.Format(time.RFC3339), h.Version)
 	}
@@ -1211,8 +1171,8 @@ func (m *Machine) closeSet(s *RecoverySet, state SetState, now time.Time, format
 // the ones cut off from the quorate cluster, whose dlm/gfs state nobody
 // controlled. When we were not quorate, theirs may have been the side
 // that could act, and their hellos name the runs of our side they saw
-// fail; but a run of theirs may still be one that failed while we could
-// act (quorateWhileNodeOut), or one another daemon distrusts. cman's
+// fail; but a run of theirs may still be one we hold a set for, or one
+// another daemon distrusts. cman's
 // change for the merge may come before or after the cpg confchg: if the
 // node is already a cluster member, the ring before it is the one to ask.
 func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
@@ -1220,21 +1180,6 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 		return m.quorateBefore
 	}
 	return m.quorate
-}
-
-// quorateWhileNodeOut reports whether a quorum notice said our side was
-// quorate while nodeID was last out of the cluster: then we could act on
-// its absence, and a run of it merging back may be one that failed. If
-// cman has reported it back already, the word was kept when it came
-// back; if not (the cpg confchg came first), it is still out. Only notices
-// since our daemon started count; a cman stream that lags and never
-// showed the node gone leaves an older absence's word (the cpg nodedown
-// has opened a set for the run then, which keeps it fenced anyway).
-func (m *Machine) quorateWhileNodeOut(nodeID uint32) bool {
-	if m.cluster[nodeID] {
-		return m.quorateWhileOut[nodeID]
-	}
-	return m.quorateNotices > m.seenAt[nodeID]
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is
