@@ -62,8 +62,7 @@ type Hello struct {
 	// they held, seen failing, listed while their node left the cluster,
 	// or named by another daemon); those merged back whose hello it has
 	// not heard yet that have the pid of a failed run of a pending
-	// recovery set, or whose node was out while its side was quorate; and
-	// starts other daemons named for a member before it heard that
+	// recovery set; and starts other daemons named for a member before it heard that
 	// member's hello, passed on. A zero start stands for any run of the
 	// pid.
 	Distrusted []Run

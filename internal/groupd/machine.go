@@ -187,9 +187,8 @@ type member struct {
 	hello  *Hello // a counted hello from this run since it joined; nil if none
 	// stale: no hello from it counts until it leaves the group and joins
 	// again: it merged back (reason nodeup) into our side while it was
-	// quorate, or after our side was quorate while its node was out; it
-	// is a run that failed earlier; its node left the cluster while it
-	// was listed; or another member's daemon distrusts it (see
+	// quorate; it is a run that failed earlier; its node left the cluster
+	// while it was listed; or another member's daemon distrusts it (see
 	// Hello.Distrusted).
 	stale bool
 	// staleStart is the start time of a stale run's hello, once heard.

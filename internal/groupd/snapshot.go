@@ -47,9 +47,9 @@ type GroupMember struct {
 	HelloStart   time.Time
 	// StaleHello: no hello from it counts until it leaves the group and
 	// joins again: it merged back after a partition into our side while
-	// it was quorate, or after our side was quorate while its node was
-	// out; it is a run that failed earlier; its node left the cluster
-	// while it was listed; or another member's daemon distrusts it.
+	// it was quorate; it is a run that failed earlier; its node left the
+	// cluster while it was listed; or another member's daemon distrusts
+	// it.
 	StaleHello bool
 	// Awaited: it was in the group when we joined, or it merged into our
 	// side while ours was not quorate, or was in the group then, and we
@@ -70,8 +70,8 @@ type BypassCheck struct {
 	ClusterMember, GroupMember, Hello bool
 	// Merged: a process of the node came into the group with a partition
 	// healing (reason nodeup), not by joining, and its hello does not
-	// count: it merged into our side while it was quorate, or after our
-	// side was quorate while the node was out, so it may hold old state.
+	// count: it merged into our side while it was quorate, so it may hold
+	// old state.
 	// (Nodes merging into a side that was not quorate otherwise may be
 	// the side that could act, and are marked only if they are a run we
 	// hold a recovery set for, or another daemon distrusts them.)
@@ -92,8 +92,8 @@ func (s *Snapshot) Bypass(nodeID uint32) (allowed bool, reason string) {
 // has no pending recovery set, and each of its runs in the group has
 // announced itself in a hello that counts since it last joined the group.
 // A hello counts from a run that joined by a cpg join, or merged back
-// after a partition into our side when it was not quorate and had not
-// been while the node was out; never from a run we saw fail, or one
+// after a partition into our side when it was not quorate; never from a
+// run we saw fail, or one
 // another daemon distrusts. Until the members we await (those in the
 // group when we joined, and after a merge into our side while it was not
 // quorate, those there or merging in) have answered with a hello written
