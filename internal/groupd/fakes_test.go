@@ -244,11 +244,7 @@ func (h *harness) sayHello(node, pid uint32) {
 // sayHelloStart is node's hello, of this version, written having seen the
 // group's members as they are now.
 func (h *harness) sayHelloStart(node, pid uint32, start time.Time) {
-	hl := Hello{Version: HelloVersion, NodeID: node, Start: start, Members: []Process{}}
-	for _, m := range h.members {
-		hl.Members = append(hl.Members, Process{NodeID: m.NodeID, PID: m.PID})
-	}
-	h.handle(GroupMessage{NodeID: node, PID: pid, Data: hl.Marshal()})
+	h.sayHelloFull(node, pid, start, h.members)
 }
 
 // sayHelloDistrusting is node's hello (its run's start as sayHello gives
@@ -261,11 +257,17 @@ func (h *harness) sayHelloDistrusting(node uint32, runs ...Run) {
 // sayHelloSaw is sayHelloDistrusting written when node's daemon saw the
 // group as saw.
 func (h *harness) sayHelloSaw(node uint32, saw []Member, runs ...Run) {
-	hl := Hello{Version: HelloVersion, NodeID: node, Start: t0.Add(-time.Hour * time.Duration(node)), Distrusted: runs, Members: []Process{}}
+	h.sayHelloFull(node, pidOf(node), t0.Add(-time.Hour*time.Duration(node)), saw, runs...)
+}
+
+// sayHelloFull is the hello of run (node, pid) that started at start,
+// written having seen the group as saw, naming runs its daemon distrusts.
+func (h *harness) sayHelloFull(node, pid uint32, start time.Time, saw []Member, runs ...Run) {
+	hl := Hello{Version: HelloVersion, NodeID: node, Start: start, Distrusted: runs, Members: []Process{}}
 	for _, m := range saw {
 		hl.Members = append(hl.Members, Process{NodeID: m.NodeID, PID: m.PID})
 	}
-	h.handle(GroupMessage{NodeID: node, PID: pidOf(node), Data: hl.Marshal()})
+	h.handle(GroupMessage{NodeID: node, PID: pid, Data: hl.Marshal()})
 }
 
 func (h *harness) snap() *Snapshot { return h.m.Snapshot() }
