@@ -408,8 +408,9 @@ const (
 // A node that is not a cluster member now (it left, or was never
 // configured) gives an error wrapping cs.ErrNotExist: there is nothing to
 // kill. CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full)
-// is retried with back-off until ctx is done; no request is sent once ctx
-// is done, the first one included, as a kill cannot be taken back. The
+// is retried with back-off until ctx is done (the error then wraps ctx's
+// error, not cs.ErrTryAgain); no request is sent once ctx is done, the
+// first one included, as a kill cannot be taken back. The
 // context does not bound a request corosync has taken and not answered
 // (corosync's IPC has no timeout): against a frozen corosync, KillNode
 // returns when it resumes or goes away. Node id 0 and a reason that holds a
@@ -447,7 +448,7 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 			return nil
 		}
 		if werr := b.Wait(ctx, nil); werr != nil {
-			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w, and gave up: %w", nodeID, err, werr)
+			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: corosync still answered %v, and gave up: %w", nodeID, err, werr)
 		}
 	}
 }

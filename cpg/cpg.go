@@ -409,7 +409,10 @@ func (h *Handle) call(f func() C.cs_error_t) C.cs_error_t {
 }
 
 // retry calls f (through call) until it returns something other than
-// CS_ERR_TRY_AGAIN, or until ctx is done.
+// CS_ERR_TRY_AGAIN, or until ctx is done. Giving up, it wraps the
+// context's error and not cs.ErrTryAgain: the retrying is done, and a
+// caller that looped on errors.Is(err, ErrTryAgain) would spin on its
+// done context.
 func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
 	b := cs.Backoff{Delay: firstBackoff, Max: maxBackoff}
 	defer b.Stop()
@@ -427,7 +430,7 @@ func (h *Handle) retry(ctx context.Context, f func() C.cs_error_t) error {
 		// A delivery between the call and here is missed, which costs
 		// at most one back-off interval.
 		if werr := b.Wait(ctx, h.progress.wait()); werr != nil {
-			return fmt.Errorf("%w, and gave up: %w", err, werr)
+			return fmt.Errorf("corosync still answered %v, and gave up: %w", err, werr)
 		}
 	}
 }

@@ -87,7 +87,8 @@
 // fragmentation protocol). Messages larger than MaxAtomicMsgSize (just
 // under 1 MiB here) are cut into fragments by libcpg and reassembled for
 // every receiver, which holds the whole message in memory. CS_ERR_TRY_AGAIN
-// (flow control) is retried with back-off until the context is done, and
+// (flow control) is retried with back-off until the context is done (the
+// error then wraps the context's error, not cs.ErrTryAgain), and
 // each handle keeps at most about 4 MiB of its own messages in flight
 // (see Multicast), which keeps flow control rare.
 //
