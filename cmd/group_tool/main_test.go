@@ -314,6 +314,36 @@ func TestRecoveryKillError(t *testing.T) {
 	}
 }
 
+// A set recording several failed groupd runs of its node lists them, in
+// the table and in JSON, and says when it holds fewer than failed.
+func TestRecoveryRuns(t *testing.T) {
+	started := failed.Add(-time.Hour)
+	path := serveSets(t, []query.RecoverySet{{NodeID: 2, Name: "beta", State: "waiting-for-fencing", Reason: "procdown",
+		Failed: failed, Failures: 2, PID: 41, Start: started,
+		Runs: []query.Run{{PID: 41, Start: started}, {PID: 57}}, MoreRuns: true}})
+
+	out, _, code := runTool(t, "--socket", path, "recovery")
+	want := fmt.Sprintf("node 2 (beta) failed in groupd runs pid 41 (started %s), pid 57 (started -), and more than the daemon keeps",
+		started.Local().Format("2006-01-02 15:04:05"))
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("recovery: exit %d, want %q in:\n%s", code, want, out)
+	}
+	out, _, code = runTool(t, "--socket", path, "recovery", "--json")
+	var sets []struct {
+		Runs []struct {
+			PID   uint32    `json:"pid"`
+			Start time.Time `json:"start"`
+		} `json:"runs"`
+		MoreRuns bool `json:"more_runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &sets); err != nil || code != 0 || len(sets) != 1 {
+		t.Fatalf("recovery --json: exit %d, %v: %s", code, err, out)
+	}
+	if r := sets[0].Runs; len(r) != 2 || r[0].PID != 41 || !r[0].Start.Equal(started) || r[1].PID != 57 || !sets[0].MoreRuns {
+		t.Errorf("recovery --json runs %+v, more %v", r, sets[0].MoreRuns)
+	}
+}
+
 func TestRecoveryJSON(t *testing.T) {
 	sock := serve(t)
 	// --socket may also follow the command.

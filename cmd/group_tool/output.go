@@ -42,6 +42,8 @@ type jsonSet struct {
 	Ring              string    `json:"ring"`
 	PID               uint32    `json:"pid,omitempty"`
 	Start             time.Time `json:"start,omitzero"`
+	Runs              []jsonRun `json:"runs"`
+	MoreRuns          bool      `json:"more_runs"`
 	GroupReported     time.Time `json:"group_reported,omitzero"`
 	ClusterReported   time.Time `json:"cluster_reported,omitzero"`
 	KillRequested     bool      `json:"kill_requested"`
@@ -50,6 +52,11 @@ type jsonSet struct {
 	LastFailure       time.Time `json:"last_failure,omitzero"`
 	Acked             time.Time `json:"acked,omitzero"`
 	Closed            time.Time `json:"closed,omitzero"`
+}
+
+type jsonRun struct {
+	PID   uint32    `json:"pid"`
+	Start time.Time `json:"start,omitzero"`
 }
 
 type jsonStatus struct {
@@ -91,12 +98,17 @@ func membersJSON(ms []query.Member) []jsonMember {
 func setsJSON(rs []query.RecoverySet) []jsonSet {
 	out := []jsonSet{}
 	for _, r := range rs {
-		out = append(out, jsonSet{
+		js := jsonSet{
 			NodeID: r.NodeID, Name: r.Name, Reason: r.Reason, State: r.State, Failed: r.Failed,
 			FailedMonotonicNS: int64(r.FailedMonotonic), Ring: r.Ring, PID: r.PID, Start: r.Start,
+			Runs: []jsonRun{}, MoreRuns: r.MoreRuns,
 			GroupReported: r.GroupReported, ClusterReported: r.ClusterReported, KillRequested: r.KillRequested,
 			KillError: r.KillError, Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
-		})
+		}
+		for _, run := range r.Runs {
+			js.Runs = append(js.Runs, jsonRun(run))
+		}
+		out = append(out, js)
 	}
 	return out
 }
@@ -240,10 +252,29 @@ func printSets(w io.Writer, rs []query.RecoverySet) {
 	}
 	tw.Flush()
 	for _, r := range rs {
+		if len(r.Runs) > 1 || r.MoreRuns {
+			fmt.Fprintf(w, "  %s failed in %s\n", nodeName(r.NodeID, r.Name), runList(r))
+		}
+	}
+	for _, r := range rs {
 		if r.KillError != "" {
 			fmt.Fprintf(w, "  the kill of %s from the cluster failed: %s\n", nodeName(r.NodeID, r.Name), r.KillError)
 		}
 	}
+}
+
+// runList names the groupd runs a set records: "groupd runs pid 7
+// (started ...), pid 9 (started ...)".
+func runList(r query.RecoverySet) string {
+	var runs []string
+	for _, run := range r.Runs {
+		runs = append(runs, fmt.Sprintf("pid %d (started %s)", run.PID, when(run.Start)))
+	}
+	s := "groupd runs " + strings.Join(runs, ", ")
+	if r.MoreRuns {
+		s += ", and more than the daemon keeps"
+	}
+	return s
 }
 
 func printStatus(w io.Writer, s *query.Status) {

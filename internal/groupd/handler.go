@@ -103,10 +103,15 @@ func StatusOf(s *Snapshot) query.Status {
 }
 
 func wireSet(r RecoverySet) query.RecoverySet {
-	return query.RecoverySet{
+	w := query.RecoverySet{
 		NodeID: r.NodeID, Name: r.Name, State: string(r.State), Reason: r.Reason.String(),
 		Failed: r.Failed, FailedMonotonic: r.FailedMono, Ring: r.Ring.String(), PID: r.PID, Start: r.Start,
+		MoreRuns:      r.runsFull,
 		GroupReported: r.GroupReported, ClusterReported: r.ClusterReported, KillRequested: r.KillRequested,
 		KillError: r.KillError, Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
 	}
+	for _, run := range r.Runs {
+		w.Runs = append(w.Runs, query.Run{PID: run.PID, Start: run.Start})
+	}
+	return w
 }

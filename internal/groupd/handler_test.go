@@ -89,6 +89,10 @@ func TestQueryOverSocket(t *testing.T) {
 	if len(st.Recovery) != 1 || st.Recovery[0].NodeID != 3 || st.Recovery[0].State != "waiting-for-fencing" || st.Recovery[0].Reason != "nodedown" || st.Recovery[0].Name != "charlie" {
 		t.Errorf("recovery %+v", st.Recovery)
 	}
+	// The run that failed is named (its start unknown: no hello of its was heard).
+	if runs := st.Recovery[0].Runs; len(runs) != 1 || runs[0].PID != 300 || !runs[0].Start.IsZero() || st.Recovery[0].MoreRuns {
+		t.Errorf("recovery runs %+v (more: %v), want pid 300 alone", runs, st.Recovery[0].MoreRuns)
+	}
 	if id, err := st.Resolve("bravo"); err != nil || id != 2 || len(st.Nodes) != 2 {
 		t.Errorf("status names the cluster nodes %+v; Resolve(bravo) = %d, %v", st.Nodes, id, err)
 	}

@@ -230,14 +230,25 @@ type RecoverySet struct {
 	Ring            string        `json:"ring,omitempty"`
 	PID             uint32        `json:"pid,omitempty"`
 	Start           time.Time     `json:"start,omitzero"`
-	GroupReported   time.Time     `json:"group_reported,omitzero"`
-	ClusterReported time.Time     `json:"cluster_reported,omitzero"`
-	KillRequested   bool          `json:"kill_requested,omitempty"`
-	KillError       string        `json:"kill_error,omitempty"`
-	Failures        int           `json:"failures"`
-	LastFailure     time.Time     `json:"last_failure,omitzero"`
-	Acked           time.Time     `json:"acked,omitzero"`
-	Closed          time.Time     `json:"closed,omitzero"`
+	// Runs are the node's groupd runs whose failure the set records (PID
+	// and Start are the first); MoreRuns says more failed than it keeps.
+	Runs            []Run     `json:"runs,omitempty"`
+	MoreRuns        bool      `json:"more_runs,omitempty"`
+	GroupReported   time.Time `json:"group_reported,omitzero"`
+	ClusterReported time.Time `json:"cluster_reported,omitzero"`
+	KillRequested   bool      `json:"kill_requested,omitempty"`
+	KillError       string    `json:"kill_error,omitempty"`
+	Failures        int       `json:"failures"`
+	LastFailure     time.Time `json:"last_failure,omitzero"`
+	Acked           time.Time `json:"acked,omitzero"`
+	Closed          time.Time `json:"closed,omitzero"`
+}
+
+// Run is one groupd process: its pid and when it started (zero if not
+// known).
+type Run struct {
+	PID   uint32    `json:"pid"`
+	Start time.Time `json:"start,omitzero"`
 }
 
 // Bypass is the answer to bypass. Known is false when the daemon could not
