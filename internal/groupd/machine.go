@@ -935,14 +935,21 @@ func (m *Machine) recordClusterLeft(id uint32, wasMember bool, ring RingID, now 
 				s.QuorateWhenGone, s.quorumSettled = m.quorumWord(id)
 			}
 			s.Ring = m.ring
-			s.Failures++
-			s.LastFailure = now
+			killed := s.killPending
 			s.KillError, s.killPending = "", false
 			for _, mb := range m.members {
 				if mb.nodeID == id {
 					s.addRun(mb.run())
 				}
 			}
+			if killed {
+				// Our kill, for the failure of its groupd that was
+				// counted then: the same failure, not another.
+				m.notice("info", "recovery-updated", id, "%s left the cluster (ring %s), as our kill asked; still waiting for it to be fenced", m.node(id), ring)
+				return
+			}
+			s.Failures++
+			s.LastFailure = now
 			m.notice("warn", "recovery-repeat", id, "%s left the cluster again (ring %s); it already has a recovery set, failure %d", m.node(id), ring, s.Failures)
 		default:
 			m.notice("debug", "node-left", id, "%s left the cluster (ring %s); its recovery set is %s", m.node(id), ring, s.State)
