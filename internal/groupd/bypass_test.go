@@ -868,21 +868,51 @@ func TestStaleFromHelloAnnounced(t *testing.T) {
 	}
 }
 
-// What a run we hold stale distrusts is not taken from it: its view of
-// the partition is the suspect one.
-func TestDistrustFromStaleRunIgnored(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3}, 1, 2, 3)
-	h.leave(3, pidOf(3), ReasonNodeDown)
-	h.nodes(1, 2)
-	h.nodes(1, 2, 3)
-	h.joinWith(3, pidOf(3), ReasonNodeUp) // merged back into our quorate side: stale
-	h.sayHelloDistrusting(3, Run{NodeID: 2, PID: pidOf(2)})
-	if ok, why := h.snap().Bypass(2); !ok {
-		t.Errorf("node 2 refused after a stale run distrusted it: %s", why)
-	}
-	if ok, _ := h.snap().Bypass(3); ok {
-		t.Error("the merged-back run may bypass fencing")
+// Quorum moves from side to side during a partition: the other side
+// (nodes 3 and 4) holds it first, while node 2 is out of it, and then
+// ours does (node 5 reboots into our side, or a quorum device turns to
+// us), while nodes 3 and 4 are out. Merging into our quorate side, their
+// runs are stale, and their hellos name node 2's run, which their side
+// could act on: node 2 must be fenced, whichever side held quorum last.
+func TestDistrustFromStaleMergedRunTaken(t *testing.T) {
+	for _, rebootInto := range []bool{true, false} {
+		t.Run(map[bool]string{true: "node 5 reboots into our side", false: "quorum device"}[rebootInto], func(t *testing.T) {
+			h := newHarness(t, true)
+			all := []uint32{1, 2, 3, 4}
+			if rebootInto {
+				all = append(all, 5)
+			}
+			h.up(all, all...)
+			h.quorumNotice(true)
+			h.ringMembers(1, 2) // the partition: the other side holds quorum
+			h.quorumNotice(false)
+			for _, n := range all[2:] {
+				h.leave(n, pidOf(n), ReasonNodeDown)
+			}
+			if rebootInto {
+				h.ringMembers(1, 2, 5) // node 5 left the other side and rebooted into ours
+				h.quorumNotice(true)
+				h.join(5, 7005)
+				h.sayHelloStart(5, 7005, t0) // a fresh run: its set closes
+			} else {
+				h.quorumNotice(true) // the quorum device's vote turns to us
+			}
+			h.ringMembers(all...)
+			h.quorumNotice(true)
+			h.joinWith(3, pidOf(3), ReasonNodeUp)
+			h.joinWith(4, pidOf(4), ReasonNodeUp)
+			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+			h.sayHelloDistrusting(3, two)
+			h.sayHelloDistrusting(4, two)
+			for _, n := range []uint32{2, 3, 4} {
+				if ok, why := h.snap().Bypass(n); ok {
+					t.Errorf("node %d may bypass fencing: %s", n, why)
+				}
+			}
+			if ok, why := h.snap().Bypass(1); !ok {
+				t.Errorf("we may not bypass fencing: %s", why)
+			}
+		})
 	}
 }
 

@@ -1022,13 +1022,15 @@ func (m *Machine) message(ev GroupMessage) {
 	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
-		// set is acked. Its view of the partition is the suspect one:
-		// what it distrusts does not spread through us, unless we wait
-		// for it: it joined or merged from the side that could act and
-		// turned stale by an earlier hello of its own (a run that was
-		// out while we were quorate, or that another daemon names), and
-		// its answer to the join or merge is what we wait for.
-		if wasAwaited && !m.isUs(mb.memberKey) {
+		// set is acked. What it distrusts is taken all the same when it
+		// merged in from another side, or when we await its answer:
+		// its side may have been quorate while runs of ours were out
+		// of it (quorum can move from side to side: a node rebooting
+		// into the other side, a quorum device), and what it names then
+		// must be fenced. Taking it means more fencing, never less: a
+		// side that was never quorate closes its sets on the merge and
+		// names none of ours.
+		if (wasAwaited || mb.reason == ReasonNodeUp) && !m.isUs(mb.memberKey) {
 			m.distrust(ev, h.Distrusted)
 		}
 		mb.markStale(h.Start)
