@@ -51,13 +51,17 @@ type Daemon struct {
 	snap    atomic.Pointer[Snapshot]
 	acks    chan ackRequest
 	watches chan watchRequest
-	kills   chan killFailure // failed kills, from the effect goroutine
-	// killsMu guards loopGone, set once Run no longer reads kills: a
-	// failure after that is logged by the effect goroutine itself.
-	killsMu  sync.Mutex
-	loopGone bool
-	done     chan struct{}
-	effects  *effectQueue
+	// killsMu guards kills, the failed kills the effect goroutine hands
+	// to the loop (however many: each one matters to its recovery set),
+	// and loopGone, set once Run no longer takes them: a failure after
+	// that is logged by the effect goroutine itself. killsWake (capacity
+	// 1) tells the loop there are some.
+	killsMu   sync.Mutex
+	kills     []killFailure
+	loopGone  bool
+	killsWake chan struct{}
+	done      chan struct{}
+	effects   *effectQueue
 
 	// Owned by the Run goroutine.
 	watchers map[*watcher]bool
@@ -100,12 +104,12 @@ func NewDaemon(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{
-		log:      cfg.Log,
-		acks:     make(chan ackRequest),
-		kills:    make(chan killFailure, 16), // so an effect rarely waits for the loop
-		watches:  make(chan watchRequest),
-		done:     make(chan struct{}),
-		watchers: map[*watcher]bool{},
+		log:       cfg.Log,
+		acks:      make(chan ackRequest),
+		killsWake: make(chan struct{}, 1),
+		watches:   make(chan watchRequest),
+		done:      make(chan struct{}),
+		watchers:  map[*watcher]bool{},
 	}
 	d.effects = newEffectQueue()
 	kill, hello := cfg.Kill, cfg.Hello
@@ -142,6 +146,8 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 	defer func() {
 		d.killsMu.Lock()
 		d.loopGone = true
+		late := d.kills // failed before loopGone was set
+		d.kills = nil
 		d.killsMu.Unlock()
 		d.m.stop()
 		d.snap.Store(d.m.Snapshot())
@@ -155,13 +161,8 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 				d.log.Warnf("the daemon stops without waiting for %s, which is still running in corosync after %s", d.effects.current(), effectGrace)
 			}
 		}
-		for drained := false; !drained; {
-			select {
-			case f := <-d.kills: // failed before loopGone was set
-				d.logKillFailure(f)
-			default:
-				drained = true
-			}
+		for _, f := range late {
+			d.logKillFailure(f)
 		}
 		for w := range d.watchers {
 			close(w.ch)
@@ -203,8 +204,14 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 			// Publish first, so the acker's next query sees its ack.
 			d.snap.Store(d.m.Snapshot())
 			r.reply <- ackReply{set, err}
-		case f := <-d.kills:
-			d.m.KillFailed(f.nodeID, f.seq, f.err)
+		case <-d.killsWake:
+			d.killsMu.Lock()
+			failed := d.kills
+			d.kills = nil
+			d.killsMu.Unlock()
+			for _, f := range failed {
+				d.m.KillFailed(f.nodeID, f.seq, f.err)
+			}
 		case r := <-d.watches:
 			d.watchers[r.w] = true
 			close(r.reply)
@@ -287,17 +294,18 @@ func (a asyncKiller) KillNode(nodeID uint32, reason string) error {
 		}
 		f := killFailure{nodeID, seq, err}
 		a.d.killsMu.Lock()
-		sent := false
-		if !a.d.loopGone {
-			select {
-			case a.d.kills <- f:
-				sent = true
-			default: // the loop is far behind: say it here
-			}
+		gone := a.d.loopGone
+		if !gone {
+			a.d.kills = append(a.d.kills, f)
 		}
 		a.d.killsMu.Unlock()
-		if !sent {
+		if gone {
 			a.d.logKillFailure(f)
+			return
+		}
+		select {
+		case a.d.killsWake <- struct{}{}:
+		default: // a wake-up is pending already
 		}
 	})
 	return nil

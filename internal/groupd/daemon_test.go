@@ -78,6 +78,63 @@ func TestDaemonRecordsFailedKill(t *testing.T) {
 	}
 }
 
+// gateLog holds the loop up in the warning that contains hold, until
+// release is closed.
+type gateLog struct {
+	testLog
+	hold    string
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (l gateLog) Warnf(f string, a ...any) {
+	l.testLog.Warnf(f, a...)
+	if strings.Contains(fmt.Sprintf(f, a...), l.hold) {
+		close(l.held)
+		<-l.release
+	}
+}
+
+// Every failed kill reaches its recovery set, however many fail while
+// the loop is busy with something else.
+func TestEveryKillFailureReachesItsSet(t *testing.T) {
+	const n = 40 // nodes 2 to n: more failures than any fixed buffer of the loop's
+	k := &fakeKiller{err: errors.New("try again, and gave up")}
+	log := gateLog{testLog: testLog{t}, hold: fmt.Sprintf("killing node %d ", n), held: make(chan struct{}), release: make(chan struct{})}
+	d, events, _, _ := newTestDaemonLog(t, k, &fakeHello{}, log)
+	all := []uint32{}
+	members := []Member{}
+	left := []Member{}
+	for id := uint32(1); id <= n; id++ {
+		all = append(all, id)
+		m := Member{NodeID: id, PID: 1000 + id, Reason: ReasonJoin}
+		if id == us {
+			m.PID = ourPID
+		} else {
+			left = append(left, Member{NodeID: id, PID: m.PID, Reason: ReasonProcDown})
+		}
+		members = append(members, m)
+	}
+	events <- NodeChange{Ring: RingID{1, 1}, Members: all, Quorate: true}
+	events <- GroupConfChg{Members: members, Joined: members}
+	go func() {
+		events <- GroupConfChg{Members: members[:1], Left: left}
+	}()
+	<-log.held // the loop is in the confchg: every kill but node n's was asked for
+	waitFor(t, "the kills asked for so far to fail", func() bool { return len(k.got()) == n-2 })
+	close(log.release)
+	waitFor(t, "every failed kill in its set", func() bool {
+		sets := d.Snapshot().Recovery
+		failed := 0
+		for _, s := range sets {
+			if s.KillError != "" {
+				failed++
+			}
+		}
+		return len(sets) == n-1 && failed == n-1
+	})
+}
+
 // warnLog keeps the warnings it is given.
 type warnLog struct {
 	mu    sync.Mutex

@@ -115,8 +115,9 @@ const (
 // need not be sent: the machine sets it when a confchg lists our process.
 type SetPhase struct{ Phase Phase }
 
-// HelloWaitOver tells the machine that the time given to the members that
-// were in the group before us to announce themselves has run out (see
+// HelloWaitOver tells the machine that the time given to the members it
+// awaits (those in the group before we joined, and those a merge into our
+// inquorate side made it wait for) to announce themselves has run out (see
 // Machine.HelloDeadline). Daemon.Run sends it; a machine driven directly
 // is sent it by its driver.
 type HelloWaitOver struct{}

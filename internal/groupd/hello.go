@@ -60,11 +60,11 @@ type Hello struct {
 	// unvouched until they leave the group and join again: those it holds
 	// stale (merged back after a partition with whatever dlm/gfs state
 	// they held, seen failing, listed while their node left the cluster,
-	// or named by another daemon); those merged back whose hello it has
-	// not heard yet that have the pid of a failed run of a pending
-	// recovery set; and starts other daemons named for a member before it heard that
-	// member's hello, passed on. A zero start stands for any run of the
-	// pid.
+	// or named by another daemon); those merged back, heard or not,
+	// that have the pid of a failed run of a pending recovery set (the
+	// receiver compares the start with the member's hello); and starts
+	// other daemons named for a member before it heard that member's
+	// hello, passed on. A zero start stands for any run of the pid.
 	Distrusted []Run
 	// Members (version 3): the group's members, the sender included, as
 	// the sender saw them when it wrote the hello (the first maxSeen of
