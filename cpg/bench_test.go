@@ -91,8 +91,10 @@ func cgoBenchBinary(b *testing.B) string {
 // message of the client (client-ns/msg: the benchmark process for the Go
 // variants, the program for the others) and of corosync (coro-ns/msg):
 // on a machine with few cores they compete for it, so client CPU costs
-// throughput. allocs/op of the Go variants is allocations per delivered
-// message.
+// throughput. queued/msg is how many messages corosync had to hold in a
+// queue of its own because the client's IPC ring was full, per message
+// delivered (see corosyncQueued). allocs/op of the Go variants is
+// allocations per delivered message.
 //
 // Before each size, a short C run at that size warms corosync up (its
 // allocator grows for larger messages, and the first run after a start
@@ -158,6 +160,7 @@ func benchGo(b *testing.B, size int, release bool) {
 	runtime.GC()
 	b.ResetTimer()
 	coroStart := corosyncCPU(b)
+	queuedStart := corosyncQueued(b)
 	cpuStart := corotest.CPUTime()
 	start := time.Now()
 	errc := make(chan error, 1)
@@ -184,6 +187,7 @@ func benchGo(b *testing.B, size int, release bool) {
 	cpu := corotest.CPUTime() - cpuStart
 	coro := corosyncCPU(b) - coroStart
 	b.StopTimer()
+	reportQueued(b, queuedStart)
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
@@ -199,6 +203,32 @@ func reportPerMsg(b *testing.B, wall, client, coro time.Duration) {
 	b.ReportMetric(float64(wall.Nanoseconds())/n, "ns/msg")
 	b.ReportMetric(float64(client.Nanoseconds())/n, "client-ns/msg")
 	b.ReportMetric(float64(coro.Nanoseconds())/n, "coro-ns/msg")
+}
+
+// corosyncQueued returns how many events corosync has had to queue so
+// far because a client's IPC ring was full, from the "Q empty, queued:N
+// sent:M" lines it logs each time such a queue has drained (M events went
+// through it). While it queues, corosync retries the queue as a job of
+// its main loop on every turn: CPU it spends instead of delivering.
+func corosyncQueued(b *testing.B) int {
+	total := 0
+	for _, line := range strings.Split(corotest.Start(b).Log(), "\n") {
+		_, rest, ok := strings.Cut(line, "Q empty, queued:")
+		if !ok {
+			continue
+		}
+		var queued, sent int
+		if _, err := fmt.Sscanf(rest, "%d sent:%d", &queued, &sent); err == nil {
+			total += sent
+		}
+	}
+	return total
+}
+
+// reportQueued reports the events corosync queued per message since
+// start (a corosyncQueued count).
+func reportQueued(b *testing.B, start int) {
+	b.ReportMetric(float64(corosyncQueued(b)-start)/float64(b.N), "queued/msg")
 }
 
 // corosyncCPU returns the CPU time the test's corosync has used so far,
@@ -227,10 +257,12 @@ func benchC(b *testing.B, size int, keep bool) {
 func benchProgram(b *testing.B, bin string, size int, keep bool) {
 	b.SetBytes(int64(size))
 	coroStart := corosyncCPU(b)
+	queuedStart := corosyncQueued(b)
 	ns, cpu, err := runProgram(b, bin, size, b.N, keep)
 	if err != nil {
 		b.Fatal(err)
 	}
+	reportQueued(b, queuedStart)
 	reportPerMsg(b, time.Duration(ns), cpu, corosyncCPU(b)-coroStart)
 }
 
