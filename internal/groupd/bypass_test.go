@@ -868,6 +868,37 @@ func TestStaleFromHelloAnnounced(t *testing.T) {
 	}
 }
 
+// Our side (nodes 1 to 3) held quorum all through a partition; nodes 4
+// and 5 merge back, stale, and node 4's daemon names our runs: it saw the
+// merge before corosync's quorum notice for its own ring, so it still
+// took its side for quorate. Its side never was: what it names is not
+// taken, and our healthy nodes stay vouched for.
+func TestDistrustFromStaleRunIgnoredWhileWeHeldQuorum(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4, 5}, 1, 2, 3, 4, 5)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.leave(5, pidOf(5), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4, 5)
+	h.quorumNotice(true)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.joinWith(5, pidOf(5), ReasonNodeUp)
+	h.sayHelloDistrusting(4, Run{NodeID: 2, PID: pidOf(2)}, Run{NodeID: 3, PID: pidOf(3)})
+	h.sayHelloDistrusting(5, Run{NodeID: 2, PID: pidOf(2)}, Run{NodeID: 3, PID: pidOf(3)})
+	for _, n := range []uint32{2, 3} {
+		if ok, why := h.snap().Bypass(n); !ok {
+			t.Errorf("node %d of our quorate side refused after a stale run distrusted it: %s", n, why)
+		}
+	}
+	for _, n := range []uint32{4, 5} {
+		if ok, _ := h.snap().Bypass(n); ok {
+			t.Errorf("merged-back node %d may bypass fencing", n)
+		}
+	}
+}
+
 // Quorum moves from side to side during a partition: the other side
 // (nodes 3 and 4) holds it first, while node 2 is out of it, and then
 // ours does (node 5 reboots into our side, or a quorum device turns to

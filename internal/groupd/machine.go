@@ -302,7 +302,15 @@ type Machine struct {
 	// out.
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
-	cluster        map[uint32]bool
+	// inquorateNotices counts corosync's notices that said we were not
+	// quorate, and inquorateAtLeave and inquorateAtJoin hold that count
+	// for each node when it last left the cluster and last came back: a
+	// higher count at its return than at its leave means our side was not
+	// quorate at some time while it was out, so its side may have been.
+	inquorateNotices uint64
+	inquorateAtLeave map[uint32]uint64
+	inquorateAtJoin  map[uint32]uint64
+	cluster          map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -325,7 +333,9 @@ func NewMachine(cfg Config) (*Machine, error) {
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
 
-		seenAt: map[uint32]uint64{},
+		seenAt:           map[uint32]uint64{},
+		inquorateAtLeave: map[uint32]uint64{},
+		inquorateAtJoin:  map[uint32]uint64{},
 	}, nil
 }
 
@@ -787,6 +797,19 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	slices.Sort(left)
 	slices.Sort(joined)
+	// Before this change's own notice: a node leaving with it was in the
+	// ring before, one joining with it is in the ring the notice is for.
+	for _, id := range left {
+		if m.cluster[id] {
+			m.inquorateAtLeave[id] = m.inquorateNotices
+		}
+	}
+	for _, id := range joined {
+		m.inquorateAtJoin[id] = m.inquorateNotices
+	}
+	if ev.QuorumRing != (RingID{}) && ev.QuorumRing == ev.Ring && !ev.Quorate {
+		m.inquorateNotices++
+	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
 	// for the ring, and again within the ring when the votes change. A
@@ -1022,15 +1045,23 @@ func (m *Machine) message(ev GroupMessage) {
 	}
 	if mb.stale {
 		// It stays unvouched for as long as it is a member, even after its
-		// set is acked. What it distrusts is taken all the same when it
-		// merged in from another side, or when we await its answer:
-		// its side may have been quorate while runs of ours were out
-		// of it (quorum can move from side to side: a node rebooting
-		// into the other side, a quorum device), and what it names then
-		// must be fenced. Taking it means more fencing, never less: a
-		// side that was never quorate closes its sets on the merge and
-		// names none of ours.
-		if (wasAwaited || mb.reason == ReasonNodeUp) && !m.isUs(mb.memberKey) {
+		// set is acked. Its view of the partition is the suspect one:
+		// what it distrusts does not spread through us, unless we wait
+		// for it: it joined or merged from the side that could act and
+		// turned stale by an earlier hello of its own (a run that was
+		// out while we were quorate, or that another daemon names), and
+		// its answer to the join or merge is what we wait for.
+		//
+		// Or unless it merged in from a side that may have held quorum
+		// while it was out: ours was not quorate at some time meanwhile
+		// (quorum can move between the sides: a node rebooting into the
+		// other side, a quorum device's vote), and what that side saw
+		// gone then must be fenced. While ours held quorum all along,
+		// the other side never did, and what it names comes from a word
+		// it had not settled (its daemon may see the merge before
+		// corosync's quorum notice for its own ring): taken, it would
+		// fence our healthy side.
+		if (wasAwaited || (mb.reason == ReasonNodeUp && m.inquorateWhileOut(mb.nodeID))) && !m.isUs(mb.memberKey) {
 			m.distrust(ev, h.Distrusted)
 		}
 		mb.markStale(h.Start)
@@ -1188,6 +1219,18 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 		return m.quorateBefore
 	}
 	return m.quorate
+}
+
+// inquorateWhileOut reports whether corosync said our side was not
+// quorate at some time while nodeID was last out of the cluster (until
+// now if it has not come back yet), or, for a node we never saw, since
+// we started: its side may then have held quorum meanwhile.
+func (m *Machine) inquorateWhileOut(nodeID uint32) bool {
+	end := m.inquorateNotices
+	if m.cluster[nodeID] {
+		end = m.inquorateAtJoin[nodeID]
+	}
+	return end > m.inquorateAtLeave[nodeID]
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is

@@ -231,7 +231,8 @@ type RecoverySet struct {
 	PID             uint32        `json:"pid,omitempty"`
 	Start           time.Time     `json:"start,omitzero"`
 	// Runs are the node's groupd runs whose failure the set records (PID
-	// and Start are the first); MoreRuns says more failed than it keeps.
+	// and Start repeat the one it was opened for); MoreRuns says more
+	// failed than it keeps.
 	Runs            []Run     `json:"runs,omitempty"`
 	MoreRuns        bool      `json:"more_runs,omitempty"`
 	GroupReported   time.Time `json:"group_reported,omitzero"`
