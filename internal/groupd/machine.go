@@ -805,7 +805,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 		}
 	}
 	for _, id := range joined {
-		m.inquorateAtJoin[id] = m.inquorateNotices
+		if !m.cluster[id] { // an adapter's Joined list may repeat a member
+			m.inquorateAtJoin[id] = m.inquorateNotices
+		}
 	}
 	if ev.QuorumRing != (RingID{}) && ev.QuorumRing == ev.Ring && !ev.Quorate {
 		m.inquorateNotices++
