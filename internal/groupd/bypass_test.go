@@ -868,6 +868,58 @@ func TestStaleFromHelloAnnounced(t *testing.T) {
 	}
 }
 
+// A member we hold stale still knows the runs it holds sets for. Node
+// 2's daemon holds one for node 3's failed run (we started after that
+// failure); node 2's run turns stale here, named by daemons merging in
+// from a side that held quorum. Later node 3's failed run merges into our
+// side while we are not quorate: we wait for node 2's answer too, and
+// take the run it names.
+func TestStaleMemberAwaitedOnMergeIntoInquorateSide(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2, 4, 5)
+	h.quorumNotice(true)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}, {NodeID: 4, PID: pidOf(4)}, {NodeID: 5, PID: pidOf(5)}}
+	h.join(us, ourPID)
+	for _, n := range []uint32{2, 4, 5} {
+		h.sayHello(n, pidOf(n))
+	}
+	// Nodes 4 and 5 are cut off and hold quorum for a while (a quorum
+	// device's vote), then it turns to us; they merge back, stale, and
+	// name node 2's run.
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.leave(5, pidOf(5), ReasonNodeDown)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 4, 5)
+	h.quorumNotice(true)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.joinWith(5, pidOf(5), ReasonNodeUp)
+	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+	h.sayHelloDistrusting(4, two)
+	h.sayHelloDistrusting(5, two)
+	if ok, _ := h.snap().Bypass(2); ok {
+		t.Fatal("node 2 may bypass fencing after a side that held quorum named it")
+	}
+	// A partition leaves us with node 2, not quorate; node 3's failed
+	// run merges into our side, and node 2's daemon names it.
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.leave(5, pidOf(5), ReasonNodeDown)
+	h.ringMembers(1, 2, 3)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.sayHello(3, pidOf(3))
+	if ok, _ := h.snap().Bypass(3); ok {
+		t.Error("node 3 may bypass fencing before node 2's daemon answered the merge")
+	}
+	h.sayHelloDistrusting(2, Run{NodeID: 3, PID: pidOf(3), Start: t0.Add(-3 * time.Hour)})
+	if ok, why := h.snap().Bypass(3); ok {
+		t.Errorf("node 3, a failed run node 2's daemon holds a set for, may bypass fencing: %s", why)
+	}
+}
+
 // Our side (nodes 1 to 3) held quorum all through a partition; nodes 4
 // and 5 merge back, stale, and node 4's daemon names our runs: it saw the
 // merge before corosync's quorum notice for its own ring, so it still

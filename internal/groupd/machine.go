@@ -493,10 +493,11 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			}
 			// Every other daemon sends a hello on this confchg, naming the
 			// runs it distrusts; one may hold a set for this run that we,
-			// started later, lack.
+			// started later, lack. A daemon we hold stale too: its run
+			// is suspect, not the sets it holds.
 			if m.joined && wasJoined {
 				for _, o := range m.members {
-					if !m.isUs(o.memberKey) && !o.stale {
+					if !m.isUs(o.memberKey) {
 						o.await(now, m.members)
 					}
 				}
