@@ -1462,3 +1462,93 @@ func TestStaleByEarlyHelloAnswerTakenAtJoin(t *testing.T) {
 		t.Errorf("node 4, named by node 2's answer to our join, vouched for: %+v", c)
 	}
 }
+
+// The quorum device's variant of TestDistrustFromStaleMergedRunTaken, but
+// corosync's "not quorate" notice for the partition's ring comes ahead of
+// the ring's members, which then carry the word as the adapter sends it
+// (or the word of the ring before): it still counts.
+func TestDistrustTakenAfterInquorateNoticeAhead(t *testing.T) {
+	for _, adapterWord := range []bool{true, false} {
+		t.Run(map[bool]string{true: "members carry the notice's word", false: "members carry the old word"}[adapterWord], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+			h.quorumNotice(true)
+			h.noticeAhead(false)
+			if adapterWord {
+				h.nodesQuorate(false, 1, 2)
+			} else {
+				h.ringMembers(1, 2)
+			}
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			h.leave(4, pidOf(4), ReasonNodeDown)
+			h.quorumNotice(true) // the quorum device's vote turns to us
+			h.ringMembers(1, 2, 3, 4)
+			h.quorumNotice(true)
+			h.joinWith(3, pidOf(3), ReasonNodeUp)
+			h.joinWith(4, pidOf(4), ReasonNodeUp)
+			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+			h.sayHelloDistrusting(3, two)
+			h.sayHelloDistrusting(4, two)
+			if ok, why := h.snap().Bypass(2); ok {
+				t.Errorf("node 2 may bypass fencing: %s", why)
+			}
+		})
+	}
+}
+
+// Quorum moves as in TestDistrustFromStaleMergedRunTaken; nodes 3 and 4
+// merge back, and leave and return once more before their daemons'
+// answers reach us. The time they were out while we were not quorate
+// still counts.
+func TestDistrustTakenAfterFlap(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.quorumNotice(true)
+	for range 2 {
+		h.ringMembers(1, 2, 3, 4)
+		h.quorumNotice(true)
+		h.joinWith(3, pidOf(3), ReasonNodeUp)
+		h.joinWith(4, pidOf(4), ReasonNodeUp)
+		h.ringMembers(1, 2) // the flap: no hello of theirs came
+		h.quorumNotice(true)
+		h.leave(3, pidOf(3), ReasonNodeDown)
+		h.leave(4, pidOf(4), ReasonNodeDown)
+	}
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+	h.sayHelloDistrusting(3, two)
+	h.sayHelloDistrusting(4, two)
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2 may bypass fencing: %s", why)
+	}
+}
+
+// We started while nodes 3 and 4 were cut off, on a side quorate by then:
+// whether it was quorate all the time they were out, we cannot know, so
+// what they name when they merge in is taken.
+func TestDistrustTakenFromNodesNeverSeen(t *testing.T) {
+	h := newHarness(t, true)
+	h.nodes(1, 2)
+	h.quorumNotice(true)
+	h.members = []Member{{NodeID: 2, PID: pidOf(2)}}
+	h.join(us, ourPID)
+	h.sayHello(2, pidOf(2))
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+	h.sayHelloDistrusting(3, two)
+	h.sayHelloDistrusting(4, two)
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2 may bypass fencing: %s", why)
+	}
+}

@@ -293,9 +293,11 @@ type Machine struct {
 	quorateBefore bool
 	ring          RingID
 	// noticeRing is the ring of corosync's last quorum notice, and
-	// ringQuorateSeen whether any notice for that ring said quorate.
-	noticeRing      RingID
-	ringQuorateSeen bool
+	// ringQuorateSeen whether any notice for that ring said quorate,
+	// ringInquorateSeen whether any said not quorate.
+	noticeRing        RingID
+	ringQuorateSeen   bool
+	ringInquorateSeen bool
 	// quorateNotices counts the quorum notices that said we were quorate,
 	// and seenAt holds that count for each node when it was last a
 	// cluster member: more since means a notice said quorate while it was
@@ -303,13 +305,18 @@ type Machine struct {
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
 	// inquorateNotices counts corosync's notices that said we were not
-	// quorate, and inquorateAtLeave and inquorateAtJoin hold that count
-	// for each node when it last left the cluster and last came back: a
-	// higher count at its return than at its leave means our side was not
+	// quorate (one ahead of its ring's members counts when they come),
+	// and inquorateAtLeave and inquorateAtJoin hold that count for each
+	// node when it left the cluster and when it last came back: a higher
+	// count at its return than at its leave means our side was not
 	// quorate at some time while it was out, so its side may have been.
+	// absent marks a node whose absence is not over for this: it left,
+	// and no hello of its has been heard since it came back (a node that
+	// flaps before its daemons answered keeps its first leave's count).
 	inquorateNotices uint64
 	inquorateAtLeave map[uint32]uint64
 	inquorateAtJoin  map[uint32]uint64
+	absent           map[uint32]bool
 	cluster          map[uint32]bool
 
 	joined  bool // our process is in the group membership
@@ -336,6 +343,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		seenAt:           map[uint32]uint64{},
 		inquorateAtLeave: map[uint32]uint64{},
 		inquorateAtJoin:  map[uint32]uint64{},
+		absent:           map[uint32]bool{},
 	}, nil
 }
 
@@ -801,8 +809,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// Before this change's own notice: a node leaving with it was in the
 	// ring before, one joining with it is in the ring the notice is for.
 	for _, id := range left {
-		if m.cluster[id] {
+		if m.cluster[id] && !m.absent[id] {
 			m.inquorateAtLeave[id] = m.inquorateNotices
+			m.absent[id] = true
 		}
 	}
 	for _, id := range joined {
@@ -810,8 +819,12 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			m.inquorateAtJoin[id] = m.inquorateNotices
 		}
 	}
-	if ev.QuorumRing != (RingID{}) && ev.QuorumRing == ev.Ring && !ev.Quorate {
-		m.inquorateNotices++
+	if ev.QuorumRing != (RingID{}) {
+		if ev.QuorumRing == ev.Ring && !ev.Quorate {
+			m.inquorateNotices++
+		}
+	} else if ev.Ring == m.noticeRing && m.ringInquorateSeen {
+		m.inquorateNotices++ // a notice came ahead of these members
 	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
@@ -839,9 +852,10 @@ func (m *Machine) nodeChange(ev NodeChange) {
 		(!notice && ev.Ring == m.noticeRing && m.ringQuorateSeen)
 	if notice {
 		if ev.QuorumRing != m.noticeRing {
-			m.noticeRing, m.ringQuorateSeen = ev.QuorumRing, false
+			m.noticeRing, m.ringQuorateSeen, m.ringInquorateSeen = ev.QuorumRing, false, false
 		}
 		m.ringQuorateSeen = m.ringQuorateSeen || ev.Quorate
+		m.ringInquorateSeen = m.ringInquorateSeen || !ev.Quorate
 	}
 	for _, s := range m.sets {
 		if s.ClusterReported.IsZero() {
@@ -1031,6 +1045,10 @@ func (m *Machine) message(ev GroupMessage) {
 		return
 	}
 	wasAwaited := mb.awaited
+	if m.cluster[ev.NodeID] {
+		// Heard since it came back: a next leave starts a new absence.
+		delete(m.absent, ev.NodeID)
+	}
 	if mb.awaited {
 		if m.answersWait(mb, h) {
 			mb.awaited = false // answered, whether or not its hello counts
@@ -1225,15 +1243,20 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 }
 
 // inquorateWhileOut reports whether corosync said our side was not
-// quorate at some time while nodeID was last out of the cluster (until
-// now if it has not come back yet), or, for a node we never saw, since
-// we started: its side may then have held quorum meanwhile.
+// quorate at some time while nodeID was out of the cluster (until now if
+// it has not come back yet): its side may then have held quorum
+// meanwhile. For a node we never saw leave (we started while it was
+// out), we cannot know: yes.
 func (m *Machine) inquorateWhileOut(nodeID uint32) bool {
+	start, seen := m.inquorateAtLeave[nodeID]
+	if !seen {
+		return true
+	}
 	end := m.inquorateNotices
 	if m.cluster[nodeID] {
 		end = m.inquorateAtJoin[nodeID]
 	}
-	return end > m.inquorateAtLeave[nodeID]
+	return end > start
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is
