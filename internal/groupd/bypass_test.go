@@ -1552,3 +1552,75 @@ func TestDistrustTakenFromNodesNeverSeen(t *testing.T) {
 		t.Errorf("node 2 may bypass fencing: %s", why)
 	}
 }
+
+// Quorum moves as in TestDistrustFromStaleMergedRunTaken, with corosync's
+// notices ahead of their rings' members: the partition ring's "not
+// quorate" counts even when that ring's members never come (a ring cut
+// short by the next), or when the next ring's notice came ahead too.
+func TestDistrustTakenAfterInquorateNoticeOfSkippedRing(t *testing.T) {
+	for _, skipped := range []bool{true, false} {
+		t.Run(map[bool]string{true: "its members never come", false: "two notices ahead"}[skipped], func(t *testing.T) {
+			h := newHarness(t, true)
+			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+			h.quorumNotice(true)
+			h.noticeAheadBy(1, false)
+			if skipped {
+				h.seq += 4 // that ring's members never come
+				h.ringMembers(1, 2)
+				h.quorumNotice(true) // the quorum device's vote turns to us
+			} else {
+				h.noticeAheadBy(2, true)
+				h.ringMembers(1, 2)
+			}
+			h.leave(3, pidOf(3), ReasonNodeDown)
+			h.leave(4, pidOf(4), ReasonNodeDown)
+			if !skipped {
+				h.ringMembers(1, 2)
+			}
+			h.ringMembers(1, 2, 3, 4)
+			h.quorumNotice(true)
+			h.joinWith(3, pidOf(3), ReasonNodeUp)
+			h.joinWith(4, pidOf(4), ReasonNodeUp)
+			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+			h.sayHelloDistrusting(3, two)
+			h.sayHelloDistrusting(4, two)
+			if ok, why := h.snap().Bypass(2); ok {
+				t.Errorf("node 2 may bypass fencing: %s", why)
+			}
+		})
+	}
+}
+
+// Quorum moves as in TestDistrustFromStaleMergedRunTaken; the cpg stream
+// lags cman's: hellos nodes 3 and 4 wrote before the partition arrive
+// after cman shows them back, and they flap once more (we are quorate)
+// before their merges reach us. Those old hellos do not end the time they
+// were out while we were not quorate.
+func TestDistrustTakenAfterLateOldHello(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.quorumNotice(false)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.sayHello(3, pidOf(3)) // written before the partition
+	h.sayHello(4, pidOf(4))
+	h.ringMembers(1, 2)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	for range 2 {
+		h.leave(3, pidOf(3), ReasonNodeDown)
+		h.leave(4, pidOf(4), ReasonNodeDown)
+		h.joinWith(3, pidOf(3), ReasonNodeUp)
+		h.joinWith(4, pidOf(4), ReasonNodeUp)
+	}
+	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+	h.sayHelloDistrusting(3, two)
+	h.sayHelloDistrusting(4, two)
+	if ok, why := h.snap().Bypass(2); ok {
+		t.Errorf("node 2 may bypass fencing: %s", why)
+	}
+}

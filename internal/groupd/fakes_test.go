@@ -216,10 +216,14 @@ func (h *harness) joinBesideNodeTwo() {
 
 // noticeAhead is a quorum notice for the ring ringMembers makes next,
 // come before that ring's members.
-func (h *harness) noticeAhead(quorate bool) {
+func (h *harness) noticeAhead(quorate bool) { h.noticeAheadBy(1, quorate) }
+
+// noticeAheadBy is a quorum notice for the ring rings after the current
+// one (ringMembers makes the next), come before that ring's members.
+func (h *harness) noticeAheadBy(rings uint64, quorate bool) {
 	h.clock.advance(time.Second)
 	ring := RingID{NodeID: 1, Seq: h.seq}
-	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4}})
+	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4*rings}})
 }
 
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }

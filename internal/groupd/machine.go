@@ -180,6 +180,7 @@ type memberKey struct{ nodeID, pid uint32 }
 type member struct {
 	memberKey
 	since time.Time
+	born  uint64 // the machine's births when it joined: 1 for the first member seen
 	// reason is how it joined the group as we saw it: ReasonJoin (a
 	// cpg_join), ReasonNodeUp (its node merged into our membership), or 0
 	// when it was already a member when we joined.
@@ -293,11 +294,9 @@ type Machine struct {
 	quorateBefore bool
 	ring          RingID
 	// noticeRing is the ring of corosync's last quorum notice, and
-	// ringQuorateSeen whether any notice for that ring said quorate,
-	// ringInquorateSeen whether any said not quorate.
-	noticeRing        RingID
-	ringQuorateSeen   bool
-	ringInquorateSeen bool
+	// ringQuorateSeen whether any notice for that ring said quorate.
+	noticeRing      RingID
+	ringQuorateSeen bool
 	// quorateNotices counts the quorum notices that said we were quorate,
 	// and seenAt holds that count for each node when it was last a
 	// cluster member: more since means a notice said quorate while it was
@@ -305,19 +304,27 @@ type Machine struct {
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
 	// inquorateNotices counts corosync's notices that said we were not
-	// quorate (one ahead of its ring's members counts when they come),
-	// and inquorateAtLeave and inquorateAtJoin hold that count for each
-	// node when it left the cluster and when it last came back: a higher
-	// count at its return than at its leave means our side was not
-	// quorate at some time while it was out, so its side may have been.
-	// absent marks a node whose absence is not over for this: it left,
-	// and no hello of its has been heard since it came back (a node that
-	// flaps before its daemons answered keeps its first leave's count).
+	// quorate, and inquorateAtLeave and inquorateAtJoin hold that count
+	// for each node when it left the cluster and when it last came back:
+	// a higher count at its return than at its leave means our side was
+	// not quorate at some time while it was out, so its side may have
+	// been. A notice ahead of its ring's members counts at the next
+	// members of that ring or a later one (the ring's own may never come):
+	// inquorateAhead is the highest ring sequence of such notices not
+	// counted yet.
 	inquorateNotices uint64
+	inquorateAhead   uint64
 	inquorateAtLeave map[uint32]uint64
 	inquorateAtJoin  map[uint32]uint64
-	absent           map[uint32]bool
-	cluster          map[uint32]bool
+	// absentSince marks a node whose absence is not over for this: it
+	// left when the group had had that many members (births), and no
+	// hello has been heard since from a run that joined the group after
+	// (a node that flaps before its daemons answered keeps its first
+	// leave's count; a hello its old run wrote before it left, delivered
+	// late, does not end the absence).
+	absentSince map[uint32]uint64
+	births      uint64
+	cluster     map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -343,7 +350,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		seenAt:           map[uint32]uint64{},
 		inquorateAtLeave: map[uint32]uint64{},
 		inquorateAtJoin:  map[uint32]uint64{},
-		absent:           map[uint32]bool{},
+		absentSince:      map[uint32]uint64{},
 	}, nil
 }
 
@@ -481,7 +488,8 @@ func (m *Machine) confChg(ev GroupConfChg) {
 			// set): no hello counts. Into our side that was not quorate,
 			// its side may be the one that could act: its hello names the
 			// runs it distrusts, and ours of the runs we hold sets for.
-			mb = &member{memberKey: k, since: now, reason: r, stale: r == ReasonNodeUp && m.heldQuorumBeforeMerge(e.NodeID)}
+			m.births++
+			mb = &member{memberKey: k, since: now, born: m.births, reason: r, stale: r == ReasonNodeUp && m.heldQuorumBeforeMerge(e.NodeID)}
 		}
 		members = append(members, mb)
 		if m.isUs(k) {
@@ -809,9 +817,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// Before this change's own notice: a node leaving with it was in the
 	// ring before, one joining with it is in the ring the notice is for.
 	for _, id := range left {
-		if m.cluster[id] && !m.absent[id] {
+		if _, open := m.absentSince[id]; m.cluster[id] && !open {
 			m.inquorateAtLeave[id] = m.inquorateNotices
-			m.absent[id] = true
+			m.absentSince[id] = m.births
 		}
 	}
 	for _, id := range joined {
@@ -819,12 +827,17 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			m.inquorateAtJoin[id] = m.inquorateNotices
 		}
 	}
-	if ev.QuorumRing != (RingID{}) {
-		if ev.QuorumRing == ev.Ring && !ev.Quorate {
+	switch {
+	case ev.QuorumRing == (RingID{}):
+		if m.inquorateAhead != 0 && ev.Ring.Seq >= m.inquorateAhead {
 			m.inquorateNotices++
+			m.inquorateAhead = 0
 		}
-	} else if ev.Ring == m.noticeRing && m.ringInquorateSeen {
-		m.inquorateNotices++ // a notice came ahead of these members
+	case ev.Quorate:
+	case ev.QuorumRing == ev.Ring:
+		m.inquorateNotices++
+	default:
+		m.inquorateAhead = max(m.inquorateAhead, ev.QuorumRing.Seq)
 	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
@@ -852,10 +865,9 @@ func (m *Machine) nodeChange(ev NodeChange) {
 		(!notice && ev.Ring == m.noticeRing && m.ringQuorateSeen)
 	if notice {
 		if ev.QuorumRing != m.noticeRing {
-			m.noticeRing, m.ringQuorateSeen, m.ringInquorateSeen = ev.QuorumRing, false, false
+			m.noticeRing, m.ringQuorateSeen = ev.QuorumRing, false
 		}
 		m.ringQuorateSeen = m.ringQuorateSeen || ev.Quorate
-		m.ringInquorateSeen = m.ringInquorateSeen || !ev.Quorate
 	}
 	for _, s := range m.sets {
 		if s.ClusterReported.IsZero() {
@@ -1045,9 +1057,10 @@ func (m *Machine) message(ev GroupMessage) {
 		return
 	}
 	wasAwaited := mb.awaited
-	if m.cluster[ev.NodeID] {
-		// Heard since it came back: a next leave starts a new absence.
-		delete(m.absent, ev.NodeID)
+	if at, open := m.absentSince[ev.NodeID]; open && m.cluster[ev.NodeID] && mb.born > at {
+		// A run that joined since the node left has been heard: a next
+		// leave starts a new absence.
+		delete(m.absentSince, ev.NodeID)
 	}
 	if mb.awaited {
 		if m.answersWait(mb, h) {
