@@ -951,6 +951,27 @@ func TestDistrustFromStaleRunIgnoredWhileWeHeldQuorum(t *testing.T) {
 	}
 }
 
+// mergeNamingNodeTwo has the runs of nodes merge in (nodeup) and their
+// daemons' hellos name node 2's run: what the daemons of a side that held
+// quorum while node 2 was out of it say.
+func (h *harness) mergeNamingNodeTwo(nodes ...uint32) {
+	for _, n := range nodes {
+		h.joinWith(n, pidOf(n), ReasonNodeUp)
+	}
+	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
+	for _, n := range nodes {
+		h.sayHelloDistrusting(n, two)
+	}
+}
+
+// wantRefused fails the test if node may skip fencing.
+func (h *harness) wantRefused(node uint32) {
+	h.t.Helper()
+	if ok, why := h.snap().Bypass(node); ok {
+		h.t.Errorf("node %d may bypass fencing: %s", node, why)
+	}
+}
+
 // Quorum moves from side to side during a partition: the other side
 // (nodes 3 and 4) holds it first, while node 2 is out of it, and then
 // ours does (node 5 reboots into our side, or a quorum device turns to
@@ -982,15 +1003,9 @@ func TestDistrustFromStaleMergedRunTaken(t *testing.T) {
 			}
 			h.ringMembers(all...)
 			h.quorumNotice(true)
-			h.joinWith(3, pidOf(3), ReasonNodeUp)
-			h.joinWith(4, pidOf(4), ReasonNodeUp)
-			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-			h.sayHelloDistrusting(3, two)
-			h.sayHelloDistrusting(4, two)
+			h.mergeNamingNodeTwo(3, 4)
 			for _, n := range []uint32{2, 3, 4} {
-				if ok, why := h.snap().Bypass(n); ok {
-					t.Errorf("node %d may bypass fencing: %s", n, why)
-				}
+				h.wantRefused(n)
 			}
 			if ok, why := h.snap().Bypass(1); !ok {
 				t.Errorf("we may not bypass fencing: %s", why)
@@ -1484,14 +1499,8 @@ func TestDistrustTakenAfterInquorateNoticeAhead(t *testing.T) {
 			h.quorumNotice(true) // the quorum device's vote turns to us
 			h.ringMembers(1, 2, 3, 4)
 			h.quorumNotice(true)
-			h.joinWith(3, pidOf(3), ReasonNodeUp)
-			h.joinWith(4, pidOf(4), ReasonNodeUp)
-			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-			h.sayHelloDistrusting(3, two)
-			h.sayHelloDistrusting(4, two)
-			if ok, why := h.snap().Bypass(2); ok {
-				t.Errorf("node 2 may bypass fencing: %s", why)
-			}
+			h.mergeNamingNodeTwo(3, 4)
+			h.wantRefused(2)
 		})
 	}
 }
@@ -1521,14 +1530,8 @@ func TestDistrustTakenAfterFlap(t *testing.T) {
 	}
 	h.ringMembers(1, 2, 3, 4)
 	h.quorumNotice(true)
-	h.joinWith(3, pidOf(3), ReasonNodeUp)
-	h.joinWith(4, pidOf(4), ReasonNodeUp)
-	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-	h.sayHelloDistrusting(3, two)
-	h.sayHelloDistrusting(4, two)
-	if ok, why := h.snap().Bypass(2); ok {
-		t.Errorf("node 2 may bypass fencing: %s", why)
-	}
+	h.mergeNamingNodeTwo(3, 4)
+	h.wantRefused(2)
 }
 
 // We started while nodes 3 and 4 were cut off, on a side quorate by then:
@@ -1543,14 +1546,8 @@ func TestDistrustTakenFromNodesNeverSeen(t *testing.T) {
 	h.sayHello(2, pidOf(2))
 	h.ringMembers(1, 2, 3, 4)
 	h.quorumNotice(true)
-	h.joinWith(3, pidOf(3), ReasonNodeUp)
-	h.joinWith(4, pidOf(4), ReasonNodeUp)
-	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-	h.sayHelloDistrusting(3, two)
-	h.sayHelloDistrusting(4, two)
-	if ok, why := h.snap().Bypass(2); ok {
-		t.Errorf("node 2 may bypass fencing: %s", why)
-	}
+	h.mergeNamingNodeTwo(3, 4)
+	h.wantRefused(2)
 }
 
 // Quorum moves as in TestDistrustFromStaleMergedRunTaken, with corosync's
@@ -1579,14 +1576,8 @@ func TestDistrustTakenAfterInquorateNoticeOfSkippedRing(t *testing.T) {
 			}
 			h.ringMembers(1, 2, 3, 4)
 			h.quorumNotice(true)
-			h.joinWith(3, pidOf(3), ReasonNodeUp)
-			h.joinWith(4, pidOf(4), ReasonNodeUp)
-			two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-			h.sayHelloDistrusting(3, two)
-			h.sayHelloDistrusting(4, two)
-			if ok, why := h.snap().Bypass(2); ok {
-				t.Errorf("node 2 may bypass fencing: %s", why)
-			}
+			h.mergeNamingNodeTwo(3, 4)
+			h.wantRefused(2)
 		})
 	}
 }
@@ -1611,16 +1602,12 @@ func TestDistrustTakenAfterLateOldHello(t *testing.T) {
 	h.quorumNotice(true)
 	h.ringMembers(1, 2, 3, 4)
 	h.quorumNotice(true)
-	for range 2 {
-		h.leave(3, pidOf(3), ReasonNodeDown)
-		h.leave(4, pidOf(4), ReasonNodeDown)
-		h.joinWith(3, pidOf(3), ReasonNodeUp)
-		h.joinWith(4, pidOf(4), ReasonNodeUp)
-	}
-	two := Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)}
-	h.sayHelloDistrusting(3, two)
-	h.sayHelloDistrusting(4, two)
-	if ok, why := h.snap().Bypass(2); ok {
-		t.Errorf("node 2 may bypass fencing: %s", why)
-	}
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.joinWith(3, pidOf(3), ReasonNodeUp)
+	h.joinWith(4, pidOf(4), ReasonNodeUp)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.mergeNamingNodeTwo(3, 4)
+	h.wantRefused(2)
 }
