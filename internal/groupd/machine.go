@@ -308,12 +308,13 @@ type Machine struct {
 	// for each node when it left the cluster and when it last came back:
 	// a higher count at its return than at its leave means our side was
 	// not quorate at some time while it was out, so its side may have
-	// been. A notice ahead of its ring's members counts at the next
-	// members of that ring or a later one (the ring's own may never come):
-	// inquorateAhead is the highest ring sequence of such notices not
+	// been. A notice ahead of its ring's members counts when they come,
+	// or, if a later ring's members come first (that ring was cut short),
+	// before the joins of the later ring: whoever joins then was out in
+	// it. inquorateAhead holds the ring sequences of such notices not
 	// counted yet.
 	inquorateNotices uint64
-	inquorateAhead   uint64
+	inquorateAhead   map[uint64]bool
 	inquorateAtLeave map[uint32]uint64
 	inquorateAtJoin  map[uint32]uint64
 	// absentSince marks a node whose absence is not over for this: it
@@ -351,6 +352,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 		inquorateAtLeave: map[uint32]uint64{},
 		inquorateAtJoin:  map[uint32]uint64{},
 		absentSince:      map[uint32]uint64{},
+		inquorateAhead:   map[uint64]bool{},
 	}, nil
 }
 
@@ -822,6 +824,20 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			m.absentSince[id] = m.births
 		}
 	}
+	ownAhead := false
+	if ev.QuorumRing == (RingID{}) {
+		for seq := range m.inquorateAhead {
+			if seq > ev.Ring.Seq {
+				continue
+			}
+			delete(m.inquorateAhead, seq)
+			if seq == ev.Ring.Seq {
+				ownAhead = true // counts after the joins: they are in it
+			} else {
+				m.inquorateNotices++ // a ring cut short
+			}
+		}
+	}
 	for _, id := range joined {
 		if !m.cluster[id] { // an adapter's Joined list may repeat a member
 			m.inquorateAtJoin[id] = m.inquorateNotices
@@ -829,15 +845,14 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	switch {
 	case ev.QuorumRing == (RingID{}):
-		if m.inquorateAhead != 0 && ev.Ring.Seq >= m.inquorateAhead {
+		if ownAhead {
 			m.inquorateNotices++
-			m.inquorateAhead = 0
 		}
 	case ev.Quorate:
-	case ev.QuorumRing == ev.Ring:
-		m.inquorateNotices++
+	case ev.QuorumRing.Seq <= ev.Ring.Seq:
+		m.inquorateNotices++ // for this ring, or late for an earlier one
 	default:
-		m.inquorateAhead = max(m.inquorateAhead, ev.QuorumRing.Seq)
+		m.inquorateAhead[ev.QuorumRing.Seq] = true
 	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
