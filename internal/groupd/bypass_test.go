@@ -1650,3 +1650,77 @@ func TestDistrustTakenAfterRingCutShortBeforeReturn(t *testing.T) {
 	h.mergeNamingNodeTwo(3)
 	h.wantRefused(2)
 }
+
+// Node 3 left and came back between two of corosync's membership notices
+// (it is in both the Left and the Joined list of one), and the ring it
+// was out in was cut short, its "not quorate" notice come ahead of it.
+func TestDistrustTakenFromNodeOutBetweenTwoNotices(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.noticeAheadBy(1, false) // the other side holds quorum in that ring
+	h.seq += 8                // whose members never come; the next one's do
+	h.clock.advance(time.Second)
+	h.handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2, 3, 4}, Left: []uint32{3}, Joined: []uint32{3}})
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.mergeNamingNodeTwo(3)
+	h.wantRefused(2)
+}
+
+// cpg reports nodes 3 and 4 merging back, and their hellos, before cman
+// reports their return; the "not quorate" notice for the ring before came
+// ahead of that ring's members, which never came.
+func TestDistrustTakenWhenCpgReportsMergeFirst(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.quorumNotice(true) // the quorum device's vote is ours
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	h.noticeAheadBy(1, false) // then theirs
+	h.mergeNamingNodeTwo(3, 4)
+	h.seq += 4
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.wantRefused(2)
+}
+
+// The "not quorate" notice for the ring nodes 3 and 4 were out in comes
+// only after the members of the ring they came back in.
+func TestDistrustTakenAfterLateInquorateNotice(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	out := h.seq
+	h.ringMembers(1, 2, 3, 4)
+	h.noticeFor(out, false)
+	h.quorumNotice(true)
+	h.mergeNamingNodeTwo(3, 4)
+	h.wantRefused(2)
+}
+
+// A late "not quorate" notice for a ring node 3 was still in does not
+// count for its absence after: we were quorate all the time it was out,
+// so its side never was, and what it names is not taken.
+func TestLateInquorateNoticeForEarlierRingNotTaken(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 3, 4)
+	before := h.seq
+	h.ringMembers(1, 2, 4) // node 3 cut off
+	h.noticeFor(before, false)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.mergeNamingNodeTwo(3)
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 refused after a run from a side never quorate named it: %s", why)
+	}
+}

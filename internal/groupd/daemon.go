@@ -168,8 +168,9 @@ func (d *Daemon) Run(ctx context.Context, events <-chan Event) error {
 			close(w.ch)
 		}
 	}()
-	// The wait for the hellos of the members that were in the group
-	// before us ends on a timer (Machine.HelloDeadline).
+	// A wait for members' hellos (those in the group before us, and those
+	// a merge into our inquorate side awaits) ends on a timer
+	// (Machine.HelloDeadline).
 	var helloTimer *time.Timer
 	var helloDeadline time.Time
 	defer func() {

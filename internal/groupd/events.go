@@ -82,7 +82,8 @@ type RingID struct {
 func (r RingID) String() string { return fmt.Sprintf("%x.%x", r.NodeID, r.Seq) }
 
 // NodeChange is a cluster (cman) membership change: the full member list of
-// the new ring and whether it is quorate. Joined and Left may be given by
+// the new ring and whether it is quorate; or a quorum notice, with the
+// member list of the latest membership change. Joined and Left may be given by
 // the adapter; nodes missing from them are worked out by comparing Members
 // with the previous change, so an adapter that only has the member list can
 // leave them empty.
@@ -92,8 +93,9 @@ type NodeChange struct {
 	Quorate               bool
 	// QuorumRing is set when the change is corosync's quorum notice, to
 	// the ring the notice is for; zero for a membership notice, whose
-	// Quorate is the last word we had (corosync sends a ring's members
-	// before its quorum).
+	// Quorate is the last word we had. Corosync mostly sends a ring's
+	// members before its quorum, but the machine takes notices ahead of
+	// their ring's members, late, or for a ring whose members never came.
 	QuorumRing RingID
 }
 

@@ -220,10 +220,16 @@ func (h *harness) noticeAhead(quorate bool) { h.noticeAheadBy(1, quorate) }
 
 // noticeAheadBy is a quorum notice for the ring rings after the current
 // one (ringMembers makes the next), come before that ring's members.
-func (h *harness) noticeAheadBy(rings uint64, quorate bool) {
+func (h *harness) noticeAheadBy(rings int, quorate bool) {
+	h.noticeFor(uint64(int(h.seq)+4*rings), quorate)
+}
+
+// noticeFor is a quorum notice for the ring of sequence seq, come while
+// the current ring is h.seq's (ahead of its ring, or late).
+func (h *harness) noticeFor(seq uint64, quorate bool) {
 	h.clock.advance(time.Second)
 	ring := RingID{NodeID: 1, Seq: h.seq}
-	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: h.seq + 4*rings}})
+	h.handle(NodeChange{Ring: ring, Members: slices.Clone(h.cluster), Quorate: quorate, QuorumRing: RingID{NodeID: 1, Seq: seq}})
 }
 
 func (h *harness) join(node, pid uint32) { h.joinWith(node, pid, ReasonJoin) }

@@ -24,7 +24,9 @@ const HelloVersion = 3
 //
 //	20 count    uint16
 //	22 count runs of 16 bytes: node id uint32, pid uint32, start int64
-//	   (unix nanoseconds; 0 when the sender never heard the run's hello)
+//	   (unix nanoseconds; 0 stands for any run of the pid: the sender
+//	   never heard its hello, or names the pid of a failed run past what
+//	   its recovery set keeps)
 //
 // Version 3 appends the group's members as the sender saw them when it
 // wrote the hello (see Hello.Members), so that a receiver waiting for what
@@ -50,7 +52,8 @@ const (
 )
 
 // Hello is the message each daemon multicasts after joining the group, and
-// again whenever others join, so that every member hears it. Together with
+// again whenever others join or merge in, or a member turns out to be a
+// failed or distrusted run, so that every member hears it. Together with
 // the cpg pid, Start identifies one run (incarnation) of a daemon.
 type Hello struct {
 	Version uint16

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -303,26 +304,26 @@ type Machine struct {
 	// out.
 	quorateNotices uint64
 	seenAt         map[uint32]uint64
-	// inquorateNotices counts corosync's notices that said we were not
-	// quorate, and inquorateAtLeave and inquorateAtJoin hold that count
-	// for each node when it left the cluster and when it last came back:
-	// a higher count at its return than at its leave means our side was
-	// not quorate at some time while it was out, so its side may have
-	// been. A notice ahead of its ring's members counts when they come,
-	// or, if a later ring's members come first (that ring was cut short),
-	// before the joins of the later ring: whoever joins then was out in
-	// it. inquorateAhead holds the ring sequences of such notices not
-	// counted yet.
-	inquorateNotices uint64
-	inquorateAhead   map[uint64]bool
-	inquorateAtLeave map[uint32]uint64
-	inquorateAtJoin  map[uint32]uint64
+	// Whether our side was not quorate at some time while a node was out
+	// (inquorateWhileOut), by ring sequence numbers, so that the order
+	// corosync's notices come in does not matter (ahead of their ring's
+	// members, for a ring cut short before its members came, late):
+	// inquorateRings holds the rings any notice said we were not quorate
+	// in (sorted, the latest maxInquorateRings); lastPresent the latest
+	// ring each node was listed in; outFrom the last ring a node was
+	// present in before its absence, backAt the ring it came back in.
+	// It was out in every ring between the two, both excluded: a ring we
+	// never saw the members of counts.
+	inquorateRings []uint64
+	lastPresent    map[uint32]uint64
+	outFrom        map[uint32]uint64
+	backAt         map[uint32]uint64
 	// absentSince marks a node whose absence is not over for this: it
 	// left when the group had had that many members (births), and no
 	// hello has been heard since from a run that joined the group after
 	// (a node that flaps before its daemons answered keeps its first
-	// leave's count; a hello its old run wrote before it left, delivered
-	// late, does not end the absence).
+	// absence's start; a hello its old run wrote before it left,
+	// delivered late, does not end the absence).
 	absentSince map[uint32]uint64
 	births      uint64
 	cluster     map[uint32]bool
@@ -348,11 +349,11 @@ func NewMachine(cfg Config) (*Machine, error) {
 		cluster: map[uint32]bool{},
 		sets:    map[uint32]*RecoverySet{},
 
-		seenAt:           map[uint32]uint64{},
-		inquorateAtLeave: map[uint32]uint64{},
-		inquorateAtJoin:  map[uint32]uint64{},
-		absentSince:      map[uint32]uint64{},
-		inquorateAhead:   map[uint64]bool{},
+		seenAt:      map[uint32]uint64{},
+		lastPresent: map[uint32]uint64{},
+		outFrom:     map[uint32]uint64{},
+		backAt:      map[uint32]uint64{},
+		absentSince: map[uint32]uint64{},
 	}, nil
 }
 
@@ -503,7 +504,7 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	for _, j := range ev.Joined {
 		if j.Reason == ReasonNodeUp && !m.heldQuorumBeforeMerge(j.NodeID) {
 			mb := m.findMember(memberKey{j.NodeID, j.PID})
-			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side may be the one that could act, and its hello counts unless a daemon names it", m.node(j.NodeID), j.PID)
+			m.notice("info", "member-merged", j.NodeID, "%s pid %d merged into the groupd group (nodeup); we were not quorate before the merge, so its side may be the one that could act, and its hello counts unless a daemon names it or it is a failed run we hold a recovery set for", m.node(j.NodeID), j.PID)
 			// Its hello names the runs of our side its side saw fail:
 			// until it comes, we can tell about nobody.
 			if mb != nil && m.joined && !m.isUs(mb.memberKey) {
@@ -816,49 +817,34 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	slices.Sort(left)
 	slices.Sort(joined)
-	// Before this change's own notice: a node leaving with it was in the
-	// ring before, one joining with it is in the ring the notice is for.
 	for _, id := range left {
-		if _, open := m.absentSince[id]; m.cluster[id] && !open {
-			m.inquorateAtLeave[id] = m.inquorateNotices
+		if !m.cluster[id] {
+			continue // an adapter's Left list may repeat a node gone before
+		}
+		delete(m.backAt, id)
+		if _, open := m.absentSince[id]; !open {
+			m.outFrom[id] = m.lastPresent[id]
 			m.absentSince[id] = m.births
 		}
 	}
-	ownAhead := false
-	if ev.QuorumRing == (RingID{}) {
-		for seq := range m.inquorateAhead {
-			if seq > ev.Ring.Seq {
-				continue
-			}
-			delete(m.inquorateAhead, seq)
-			if seq == ev.Ring.Seq {
-				ownAhead = true // counts after the joins: they are in it
-			} else {
-				m.inquorateNotices++ // a ring cut short
-			}
-		}
-	}
 	for _, id := range joined {
-		if !m.cluster[id] { // an adapter's Joined list may repeat a member
-			m.inquorateAtJoin[id] = m.inquorateNotices
+		// One in both lists left and came back between two notices.
+		if !m.cluster[id] || slices.Contains(left, id) {
+			m.backAt[id] = ev.Ring.Seq
 		}
 	}
-	switch {
-	case ev.QuorumRing == (RingID{}):
-		if ownAhead {
-			m.inquorateNotices++
-		}
-	case ev.Quorate:
-	case ev.QuorumRing.Seq <= ev.Ring.Seq:
-		m.inquorateNotices++ // for this ring, or late for an earlier one
-	default:
-		m.inquorateAhead[ev.QuorumRing.Seq] = true
+	for _, id := range ev.Members {
+		m.lastPresent[id] = ev.Ring.Seq
+	}
+	if ev.QuorumRing != (RingID{}) && !ev.Quorate {
+		m.noteInquorateRing(ev.QuorumRing.Seq)
 	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
 	// for the ring, and again within the ring when the votes change. A
-	// notice ahead of its ring's members does not change our word for the
-	// ring we are in; the members carry it when they come.
+	// notice for another ring (ahead of its members, or late for an
+	// earlier one) does not change our word for the ring we are in; the
+	// members of a ring a notice came ahead of carry it when they come.
 	notice := ev.QuorumRing != RingID{}
 	ahead := notice && ev.QuorumRing != ev.Ring
 	if !ahead && (!m.clusterKnown || ev.Quorate != m.quorate) {
@@ -894,7 +880,7 @@ func (m *Machine) nodeChange(ev NodeChange) {
 				s.QuorateWhenGone, s.quorumSettled = ev.Quorate, true
 				continue
 			case notice && ev.QuorumRing != ev.Ring:
-				continue // ahead of its ring's members: not about this set's ring
+				continue // for another ring (ahead or late): not this set's
 			case !notice && s.Ring == ev.Ring:
 				s.QuorateWhenGone = ev.Quorate // still the word carried over
 				continue
@@ -1096,10 +1082,10 @@ func (m *Machine) message(ev GroupMessage) {
 		// It stays unvouched for as long as it is a member, even after its
 		// set is acked. Its view of the partition is the suspect one:
 		// what it distrusts does not spread through us, unless we wait
-		// for it: it joined or merged from the side that could act and
-		// turned stale by an earlier hello of its own (a run that was
-		// out while we were quorate, or that another daemon names), and
-		// its answer to the join or merge is what we wait for.
+		// for its answer: a member in the group when we joined, a run
+		// merging into our side while it was not quorate, or any member
+		// of our side at such a merge (the recovery sets it holds are
+		// not suspect, its run is), whatever made it stale.
 		//
 		// Or unless it merged in from a side that may have held quorum
 		// while it was out: ours was not quorate at some time meanwhile
@@ -1117,9 +1103,10 @@ func (m *Machine) message(ev GroupMessage) {
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
 		return
 	}
-	// What it distrusts, it saw gone while its side was quorate: taken
-	// from any hello but a stale run's, even one about to turn out the
-	// run that failed (extra fencing, never less).
+	// What it distrusts (runs it saw fail or merge back, runs of its
+	// pending recovery sets, runs other daemons named): taken from any
+	// hello but a stale run's, even one about to turn out the run that
+	// failed (extra fencing, never less).
 	if !m.isUs(mb.memberKey) {
 		m.distrust(ev, h.Distrusted)
 	}
@@ -1270,21 +1257,40 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 	return m.quorate
 }
 
+// maxInquorateRings bounds inquorateRings. Only an absence older than
+// that many rings of ours without quorum loses its evidence, and only for
+// hellos that come after.
+const maxInquorateRings = 1024
+
+// noteInquorateRing records that a notice said we were not quorate in
+// ring seq.
+func (m *Machine) noteInquorateRing(seq uint64) {
+	i, found := slices.BinarySearch(m.inquorateRings, seq)
+	if found {
+		return
+	}
+	m.inquorateRings = slices.Insert(m.inquorateRings, i, seq)
+	if len(m.inquorateRings) > maxInquorateRings {
+		m.inquorateRings = slices.Delete(m.inquorateRings, 0, 1)
+	}
+}
+
 // inquorateWhileOut reports whether corosync said our side was not
-// quorate at some time while nodeID was out of the cluster (until now if
-// it has not come back yet): its side may then have held quorum
-// meanwhile. For a node we never saw leave (we started while it was
-// out), we cannot know: yes.
+// quorate in a ring while nodeID was out of the cluster (until now if it
+// has not come back yet): its side may then have held quorum meanwhile.
+// For a node we never saw leave (we started while it was out), we cannot
+// know: yes.
 func (m *Machine) inquorateWhileOut(nodeID uint32) bool {
-	start, seen := m.inquorateAtLeave[nodeID]
+	from, seen := m.outFrom[nodeID]
 	if !seen {
 		return true
 	}
-	end := m.inquorateNotices
-	if m.cluster[nodeID] {
-		end = m.inquorateAtJoin[nodeID]
+	to, back := m.backAt[nodeID]
+	if !back {
+		to = math.MaxUint64
 	}
-	return end > start
+	i, _ := slices.BinarySearch(m.inquorateRings, from+1)
+	return i < len(m.inquorateRings) && m.inquorateRings[i] < to
 }
 
 // stop is called when Daemon.Run returns: nothing the machine holds is
