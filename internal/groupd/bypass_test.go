@@ -1724,3 +1724,74 @@ func TestLateInquorateNoticeForEarlierRingNotTaken(t *testing.T) {
 		t.Errorf("node 2 refused after a run from a side never quorate named it: %s", why)
 	}
 }
+
+// The "not quorate" notice for the ring nodes 3 and 4 were out in comes
+// after their merge and their hellos (cpg ahead of cman's late notice):
+// what they named is taken once it comes.
+func TestDistrustTakenWhenLateInquorateNoticeFollowsHello(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.leave(4, pidOf(4), ReasonNodeDown)
+	out := h.seq
+	h.ringMembers(1, 2, 3, 4)
+	h.mergeNamingNodeTwo(3, 4)
+	if ok, why := h.snap().Bypass(2); !ok {
+		t.Errorf("node 2 refused while we knew of no ring without quorum: %s", why)
+	}
+	h.noticeFor(out, false)
+	h.quorumNotice(true)
+	h.wantRefused(2)
+}
+
+// Node 3 left and came back once while we were quorate (a new run of its
+// groupd joined and was heard); later cpg reports it gone and merged back,
+// naming node 2, before cman reports the ring it was out in, where we were
+// not quorate. Its interval is the new one, and what it named is taken.
+func TestDistrustTakenWhenCmanLagsCpg(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 4)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.join(3, 5003)
+	h.sayHelloStart(3, 5003, t0)
+	h.leave(3, 5003, ReasonNodeDown)
+	h.joinWith(3, 5003, ReasonNodeUp)
+	h.sayHelloFull(3, 5003, t0, h.members, Run{NodeID: 2, PID: pidOf(2), Start: t0.Add(-2 * time.Hour)})
+	h.ringMembers(1, 2, 4) // cman catches up
+	h.quorumNotice(false)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.wantRefused(2)
+}
+
+// Corosync's lists for the ring after one cut short name node 3 as joined
+// only, though we had it as a member: it was out in the ring cut short,
+// whose "not quorate" notice came ahead. (Node 3 was out once before,
+// while we were quorate, and a new run of its groupd was heard since.)
+func TestDistrustTakenWhenJoinedOnlyAfterRingCutShort(t *testing.T) {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.ringMembers(1, 2, 4)
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.ringMembers(1, 2, 3, 4)
+	h.quorumNotice(true)
+	h.join(3, pidOf(3))
+	h.sayHello(3, pidOf(3))
+	h.noticeAheadBy(1, false)
+	h.seq += 8
+	h.clock.advance(time.Second)
+	h.handle(NodeChange{Ring: RingID{NodeID: 1, Seq: h.seq}, Members: []uint32{1, 2, 3, 4}, Joined: []uint32{3}, Quorate: true})
+	h.quorumNotice(true)
+	h.leave(3, pidOf(3), ReasonNodeDown)
+	h.mergeNamingNodeTwo(3)
+	h.wantRefused(2)
+}

@@ -219,6 +219,10 @@ type member struct {
 	// start before we heard its own: it turns stale with its hello, once
 	// what that hello distrusts has been taken. Our hellos pass it on.
 	distrustAny bool
+	// pendingDistrust: what a stale run that merged in named in its latest
+	// hello, not taken because our side was quorate all the time its
+	// node was out as far as we knew then (see nodeChange).
+	pendingDistrust []Run
 }
 
 // await starts waiting, or waiting again, for a hello of the member that
@@ -818,18 +822,19 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	slices.Sort(left)
 	slices.Sort(joined)
 	for _, id := range left {
-		if !m.cluster[id] {
-			continue // an adapter's Left list may repeat a node gone before
-		}
-		delete(m.backAt, id)
-		if _, open := m.absentSince[id]; !open {
-			m.outFrom[id] = m.lastPresent[id]
-			m.absentSince[id] = m.births
+		if m.cluster[id] { // an adapter's Left list may repeat a node gone before
+			m.absenceBegins(id)
 		}
 	}
 	for _, id := range joined {
-		// One in both lists left and came back between two notices.
-		if !m.cluster[id] || slices.Contains(left, id) {
+		switch {
+		case !m.cluster[id], slices.Contains(left, id):
+			// One in both lists left and came back between two notices.
+			m.backAt[id] = ev.Ring.Seq
+		case slices.Contains(ev.Joined, id):
+			// Corosync says it joined, and we had it as a member: it was
+			// out in a ring we never saw the members of.
+			m.absenceBegins(id)
 			m.backAt[id] = ev.Ring.Seq
 		}
 	}
@@ -838,6 +843,17 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	}
 	if ev.QuorumRing != (RingID{}) && !ev.Quorate {
 		m.noteInquorateRing(ev.QuorumRing.Seq)
+	}
+	// What a stale run merged in from the other side named, and was not
+	// taken then, may be now: we may have learnt since that our side was
+	// not quorate while its node was out (a late notice, or cman's report
+	// of the partition behind cpg's).
+	for _, mb := range m.members {
+		if mb.pendingDistrust != nil && m.inquorateWhileOut(mb.nodeID) {
+			runs := mb.pendingDistrust
+			mb.pendingDistrust = nil
+			m.distrust(GroupMessage{NodeID: mb.nodeID, PID: mb.pid}, runs)
+		}
 	}
 
 	// Quorum is reported after the ring's members, in a notice of its own
@@ -1096,8 +1112,15 @@ func (m *Machine) message(ev GroupMessage) {
 		// it had not settled (its daemon may see the merge before
 		// corosync's quorum notice for its own ring): taken, it would
 		// fence our healthy side.
-		if (wasAwaited || (mb.reason == ReasonNodeUp && m.inquorateWhileOut(mb.nodeID))) && !m.isUs(mb.memberKey) {
+		switch {
+		case m.isUs(mb.memberKey):
+		case wasAwaited || (mb.reason == ReasonNodeUp && m.inquorateWhileOut(mb.nodeID)):
 			m.distrust(ev, h.Distrusted)
+			mb.pendingDistrust = nil
+		case mb.reason == ReasonNodeUp && len(h.Distrusted) > 0:
+			// Kept, for nodeChange to take if it turns out our side
+			// was not quorate while its node was out after all.
+			mb.pendingDistrust = h.Distrusted
 		}
 		mb.markStale(h.Start)
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
@@ -1255,6 +1278,16 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 		return m.quorateBefore
 	}
 	return m.quorate
+}
+
+// absenceBegins records that node id is out of the cluster: a new absence
+// unless one is open (it flapped before its daemon was heard again).
+func (m *Machine) absenceBegins(id uint32) {
+	delete(m.backAt, id)
+	if _, open := m.absentSince[id]; !open {
+		m.outFrom[id] = m.lastPresent[id]
+		m.absentSince[id] = m.births
+	}
 }
 
 // maxInquorateRings bounds inquorateRings. Only an absence older than
