@@ -672,9 +672,7 @@ func TestNoticeAheadOfMembersCounts(t *testing.T) {
 // does not keep their hellos from being taken; and they, out while we
 // were quorate, stay unvouched.
 func TestFailedRunsDistrustApplied(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.quorumNotice(true)
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -949,6 +947,15 @@ func TestDistrustFromStaleRunIgnoredWhileWeHeldQuorum(t *testing.T) {
 			t.Errorf("merged-back node %d may bypass fencing", n)
 		}
 	}
+}
+
+// fourNodesUp is a harness with nodes 1 to 4 in the cluster, quorate, and
+// their daemons in the group, each heard.
+func fourNodesUp(t *testing.T) *harness {
+	h := newHarness(t, true)
+	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
+	h.quorumNotice(true)
+	return h
 }
 
 // mergeNamingNodeTwo has the runs of nodes merge in (nodeup) and their
@@ -1427,9 +1434,7 @@ func TestLaggingMemberWaitCapped(t *testing.T) {
 // are still taken. With their sets acked (fenced after all) or pending.
 func TestStaleByEarlyHelloAnswerStillTaken(t *testing.T) {
 	for _, acked := range []bool{false, true} {
-		h := newHarness(t, true)
-		h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-		h.quorumNotice(true)
+		h := fourNodesUp(t)
 		h.leave(3, pidOf(3), ReasonNodeDown)
 		h.leave(4, pidOf(4), ReasonNodeDown)
 		h.ringMembers(1, 2)
@@ -1485,9 +1490,7 @@ func TestStaleByEarlyHelloAnswerTakenAtJoin(t *testing.T) {
 func TestDistrustTakenAfterInquorateNoticeAhead(t *testing.T) {
 	for _, adapterWord := range []bool{true, false} {
 		t.Run(map[bool]string{true: "members carry the notice's word", false: "members carry the old word"}[adapterWord], func(t *testing.T) {
-			h := newHarness(t, true)
-			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-			h.quorumNotice(true)
+			h := fourNodesUp(t)
 			h.noticeAhead(false)
 			if adapterWord {
 				h.nodesQuorate(false, 1, 2)
@@ -1510,9 +1513,7 @@ func TestDistrustTakenAfterInquorateNoticeAhead(t *testing.T) {
 // answers reach us. The time they were out while we were not quorate
 // still counts.
 func TestDistrustTakenAfterFlap(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.quorumNotice(false)
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -1557,9 +1558,7 @@ func TestDistrustTakenFromNodesNeverSeen(t *testing.T) {
 func TestDistrustTakenAfterInquorateNoticeOfSkippedRing(t *testing.T) {
 	for _, skipped := range []bool{true, false} {
 		t.Run(map[bool]string{true: "its members never come", false: "two notices ahead"}[skipped], func(t *testing.T) {
-			h := newHarness(t, true)
-			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-			h.quorumNotice(true)
+			h := fourNodesUp(t)
 			h.noticeAheadBy(1, false)
 			if skipped {
 				h.seq += 4 // that ring's members never come
@@ -1588,9 +1587,7 @@ func TestDistrustTakenAfterInquorateNoticeOfSkippedRing(t *testing.T) {
 // before their merges reach us. Those old hellos do not end the time they
 // were out while we were not quorate.
 func TestDistrustTakenAfterLateOldHello(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.quorumNotice(false)
 	h.quorumNotice(true)
@@ -1618,9 +1615,7 @@ func TestDistrustTakenAfterLateOldHello(t *testing.T) {
 // The first ring's word counts for them though it is counted only once
 // the second ring's members come.
 func TestDistrustTakenAfterTwoInquorateNoticesAhead(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.noticeAheadBy(1, false) // the other side holds quorum
 	h.noticeAheadBy(2, false)
 	h.noticeAheadBy(2, true) // then the votes turn to us
@@ -1637,9 +1632,7 @@ func TestDistrustTakenAfterTwoInquorateNoticesAhead(t *testing.T) {
 // is back in the ring after. Whether node 3 was in the ring cut short we
 // cannot know: it counts as out.
 func TestDistrustTakenAfterRingCutShortBeforeReturn(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2, 4)
 	h.quorumNotice(true)
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -1655,9 +1648,7 @@ func TestDistrustTakenAfterRingCutShortBeforeReturn(t *testing.T) {
 // (it is in both the Left and the Joined list of one), and the ring it
 // was out in was cut short, its "not quorate" notice come ahead of it.
 func TestDistrustTakenFromNodeOutBetweenTwoNotices(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.noticeAheadBy(1, false) // the other side holds quorum in that ring
 	h.seq += 8                // whose members never come; the next one's do
 	h.clock.advance(time.Second)
@@ -1672,9 +1663,7 @@ func TestDistrustTakenFromNodeOutBetweenTwoNotices(t *testing.T) {
 // reports their return; the "not quorate" notice for the ring before came
 // ahead of that ring's members, which never came.
 func TestDistrustTakenWhenCpgReportsMergeFirst(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.quorumNotice(true) // the quorum device's vote is ours
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -1690,9 +1679,7 @@ func TestDistrustTakenWhenCpgReportsMergeFirst(t *testing.T) {
 // The "not quorate" notice for the ring nodes 3 and 4 were out in comes
 // only after the members of the ring they came back in.
 func TestDistrustTakenAfterLateInquorateNotice(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.leave(3, pidOf(3), ReasonNodeDown)
 	h.leave(4, pidOf(4), ReasonNodeDown)
@@ -1708,9 +1695,7 @@ func TestDistrustTakenAfterLateInquorateNotice(t *testing.T) {
 // count for its absence after: we were quorate all the time it was out,
 // so its side never was, and what it names is not taken.
 func TestLateInquorateNoticeForEarlierRingNotTaken(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2, 3, 4)
 	before := h.seq
 	h.ringMembers(1, 2, 4) // node 3 cut off
@@ -1729,9 +1714,7 @@ func TestLateInquorateNoticeForEarlierRingNotTaken(t *testing.T) {
 // after their merge and their hellos (cpg ahead of cman's late notice):
 // what they named is taken once it comes.
 func TestDistrustTakenWhenLateInquorateNoticeFollowsHello(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2)
 	h.leave(3, pidOf(3), ReasonNodeDown)
 	h.leave(4, pidOf(4), ReasonNodeDown)
@@ -1751,9 +1734,7 @@ func TestDistrustTakenWhenLateInquorateNoticeFollowsHello(t *testing.T) {
 // naming node 2, before cman reports the ring it was out in, where we were
 // not quorate. Its interval is the new one, and what it named is taken.
 func TestDistrustTakenWhenCmanLagsCpg(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2, 4)
 	h.quorumNotice(true)
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -1776,9 +1757,7 @@ func TestDistrustTakenWhenCmanLagsCpg(t *testing.T) {
 // whose "not quorate" notice came ahead. (Node 3 was out once before,
 // while we were quorate, and a new run of its groupd was heard since.)
 func TestDistrustTakenWhenJoinedOnlyAfterRingCutShort(t *testing.T) {
-	h := newHarness(t, true)
-	h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-	h.quorumNotice(true)
+	h := fourNodesUp(t)
 	h.ringMembers(1, 2, 4)
 	h.quorumNotice(true)
 	h.leave(3, pidOf(3), ReasonNodeDown)
@@ -1804,9 +1783,7 @@ func TestDistrustTakenWhenJoinedOnlyAfterRingCutShort(t *testing.T) {
 func TestKeptNamesNotTakenOnALaterAbsence(t *testing.T) {
 	for _, cmanFirst := range []bool{true, false} {
 		t.Run(map[bool]string{true: "cman first", false: "cpg first"}[cmanFirst], func(t *testing.T) {
-			h := newHarness(t, true)
-			h.up([]uint32{1, 2, 3, 4}, 1, 2, 3, 4)
-			h.quorumNotice(true)
+			h := fourNodesUp(t)
 			h.ringMembers(1, 2, 4)
 			h.quorumNotice(true)
 			h.leave(3, pidOf(3), ReasonNodeDown)
