@@ -1774,36 +1774,3 @@ func TestDistrustTakenWhenJoinedOnlyAfterRingCutShort(t *testing.T) {
 	h.mergeNamingNodeTwo(3)
 	h.wantRefused(2)
 }
-
-// Node 3 is cut off alone while our side stays quorate, and merges back
-// naming node 2: not taken, and kept. Later node 4 stops cleanly and node
-// 3 crashes: we are not quorate, and cman may report it before cpg
-// reports node 3's run gone. That later absence is not the one node 3's
-// hello spoke of: what it named is not taken then either.
-func TestKeptNamesNotTakenOnALaterAbsence(t *testing.T) {
-	for _, cmanFirst := range []bool{true, false} {
-		t.Run(map[bool]string{true: "cman first", false: "cpg first"}[cmanFirst], func(t *testing.T) {
-			h := fourNodesUp(t)
-			h.ringMembers(1, 2, 4)
-			h.quorumNotice(true)
-			h.leave(3, pidOf(3), ReasonNodeDown)
-			h.ringMembers(1, 2, 3, 4)
-			h.quorumNotice(true)
-			h.mergeNamingNodeTwo(3)
-			h.leave(4, pidOf(4), ReasonLeave)
-			h.ringMembers(1, 2, 3)
-			h.quorumNotice(true)
-			if !cmanFirst {
-				h.leave(3, pidOf(3), ReasonNodeDown)
-			}
-			h.ringMembers(1, 2)
-			h.quorumNotice(false)
-			if cmanFirst {
-				h.leave(3, pidOf(3), ReasonNodeDown)
-			}
-			if ok, why := h.snap().Bypass(2); !ok {
-				t.Errorf("node 2 refused on what node 3 named about an absence in which we held quorum: %s", why)
-			}
-		})
-	}
-}

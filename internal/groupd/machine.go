@@ -221,13 +221,8 @@ type member struct {
 	distrustAny bool
 	// pendingDistrust: what a stale run that merged in named in its latest
 	// hello, not taken because our side was quorate all the time its
-	// node was out as far as we knew then (see nodeChange). It is about
-	// one absence of its node: the one whose outFrom is pendingAbsence,
-	// or, with pendingNext, the next one cman reports (cman had not yet
-	// reported the node gone when cpg reported its run's nodedown).
+	// node was out as far as we knew then (see nodeChange).
 	pendingDistrust []Run
-	pendingAbsence  uint64
-	pendingNext     bool
 }
 
 // await starts waiting, or waiting again, for a hello of the member that
@@ -335,10 +330,7 @@ type Machine struct {
 	// delivered late, does not end the absence).
 	absentSince map[uint32]uint64
 	births      uint64
-	// cmanBehind marks a node cpg reported a run of gone with nodedown
-	// while cman still listed it: cman has yet to report that absence.
-	cmanBehind map[uint32]bool
-	cluster    map[uint32]bool
+	cluster     map[uint32]bool
 
 	joined  bool // our process is in the group membership
 	members []*member
@@ -366,7 +358,6 @@ func NewMachine(cfg Config) (*Machine, error) {
 		outFrom:     map[uint32]uint64{},
 		backAt:      map[uint32]uint64{},
 		absentSince: map[uint32]uint64{},
-		cmanBehind:  map[uint32]bool{},
 	}, nil
 }
 
@@ -480,9 +471,6 @@ func (m *Machine) confChg(ev GroupConfChg) {
 	// Failures are recorded before the member list changes, so the set can
 	// take the failed run's identity (pid, hello start) from it.
 	for _, l := range ev.Left {
-		if l.Reason == ReasonNodeDown && m.clusterKnown && m.cluster[l.NodeID] {
-			m.cmanBehind[l.NodeID] = true // until cman reports it gone
-		}
 		k := memberKey{l.NodeID, l.PID}
 		if l.Reason == ReasonLeave {
 			m.notice("info", "member-left", l.NodeID, "%s pid %d left the groupd group cleanly", m.node(l.NodeID), l.PID)
@@ -861,7 +849,7 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// not quorate while its node was out (a late notice, or cman's report
 	// of the partition behind cpg's).
 	for _, mb := range m.members {
-		if mb.pendingDistrust != nil && !mb.pendingNext && m.outFrom[mb.nodeID] == mb.pendingAbsence && m.inquorateWhileOut(mb.nodeID) {
+		if mb.pendingDistrust != nil && m.inquorateWhileOut(mb.nodeID) {
 			runs := mb.pendingDistrust
 			mb.pendingDistrust = nil
 			m.distrust(GroupMessage{NodeID: mb.nodeID, PID: mb.pid}, runs)
@@ -1129,12 +1117,10 @@ func (m *Machine) message(ev GroupMessage) {
 		case wasAwaited || (mb.reason == ReasonNodeUp && m.inquorateWhileOut(mb.nodeID)):
 			m.distrust(ev, h.Distrusted)
 			mb.pendingDistrust = nil
-		case mb.reason == ReasonNodeUp:
+		case mb.reason == ReasonNodeUp && len(h.Distrusted) > 0:
 			// Kept, for nodeChange to take if it turns out our side
 			// was not quorate while its node was out after all.
 			mb.pendingDistrust = h.Distrusted
-			mb.pendingNext = m.cmanBehind[mb.nodeID]
-			mb.pendingAbsence = m.outFrom[mb.nodeID]
 		}
 		mb.markStale(h.Start)
 		m.notice("debug", "stale-hello", ev.NodeID, "%s pid %d announced itself; that does not count until it leaves and rejoins the groupd group", m.node(ev.NodeID), ev.PID)
@@ -1298,23 +1284,9 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 // unless one is open (it flapped before its daemon was heard again).
 func (m *Machine) absenceBegins(id uint32) {
 	delete(m.backAt, id)
-	delete(m.cmanBehind, id)
-	if _, open := m.absentSince[id]; open {
-		return
-	}
-	m.outFrom[id] = m.lastPresent[id]
-	m.absentSince[id] = m.births
-	// What its stale runs named waits for this absence, if cman was
-	// behind; is about an earlier one otherwise, and no longer matters.
-	for _, mb := range m.members {
-		if mb.nodeID != id || mb.pendingDistrust == nil {
-			continue
-		}
-		if mb.pendingNext {
-			mb.pendingNext, mb.pendingAbsence = false, m.outFrom[id]
-		} else {
-			mb.pendingDistrust = nil
-		}
+	if _, open := m.absentSince[id]; !open {
+		m.outFrom[id] = m.lastPresent[id]
+		m.absentSince[id] = m.births
 	}
 }
 
