@@ -33,30 +33,25 @@ type jsonMember struct {
 }
 
 type jsonSet struct {
-	NodeID            uint32    `json:"nodeid"`
-	Name              string    `json:"name"`
-	Reason            string    `json:"reason"`
-	State             string    `json:"state"`
-	Failed            time.Time `json:"failed"`
-	FailedMonotonicNS int64     `json:"failed_monotonic_ns"`
-	Ring              string    `json:"ring"`
-	PID               uint32    `json:"pid,omitempty"`
-	Start             time.Time `json:"start,omitzero"`
-	Runs              []jsonRun `json:"runs"`
-	MoreRuns          bool      `json:"more_runs"`
-	GroupReported     time.Time `json:"group_reported,omitzero"`
-	ClusterReported   time.Time `json:"cluster_reported,omitzero"`
-	KillRequested     bool      `json:"kill_requested"`
-	KillError         string    `json:"kill_error,omitempty"`
-	Failures          int       `json:"failures"`
-	LastFailure       time.Time `json:"last_failure,omitzero"`
-	Acked             time.Time `json:"acked,omitzero"`
-	Closed            time.Time `json:"closed,omitzero"`
-}
-
-type jsonRun struct {
-	PID   uint32    `json:"pid"`
-	Start time.Time `json:"start,omitzero"`
+	NodeID            uint32      `json:"nodeid"`
+	Name              string      `json:"name"`
+	Reason            string      `json:"reason"`
+	State             string      `json:"state"`
+	Failed            time.Time   `json:"failed"`
+	FailedMonotonicNS int64       `json:"failed_monotonic_ns"`
+	Ring              string      `json:"ring"`
+	PID               uint32      `json:"pid,omitempty"`
+	Start             time.Time   `json:"start,omitzero"`
+	Runs              []query.Run `json:"runs"`
+	MoreRuns          bool        `json:"more_runs"`
+	GroupReported     time.Time   `json:"group_reported,omitzero"`
+	ClusterReported   time.Time   `json:"cluster_reported,omitzero"`
+	KillRequested     bool        `json:"kill_requested"`
+	KillError         string      `json:"kill_error,omitempty"`
+	Failures          int         `json:"failures"`
+	LastFailure       time.Time   `json:"last_failure,omitzero"`
+	Acked             time.Time   `json:"acked,omitzero"`
+	Closed            time.Time   `json:"closed,omitzero"`
 }
 
 type jsonStatus struct {
@@ -98,17 +93,13 @@ func membersJSON(ms []query.Member) []jsonMember {
 func setsJSON(rs []query.RecoverySet) []jsonSet {
 	out := []jsonSet{}
 	for _, r := range rs {
-		js := jsonSet{
+		out = append(out, jsonSet{
 			NodeID: r.NodeID, Name: r.Name, Reason: r.Reason, State: r.State, Failed: r.Failed,
 			FailedMonotonicNS: int64(r.FailedMonotonic), Ring: r.Ring, PID: r.PID, Start: r.Start,
-			Runs: []jsonRun{}, MoreRuns: r.MoreRuns,
+			Runs: append([]query.Run{}, r.Runs...), MoreRuns: r.MoreRuns,
 			GroupReported: r.GroupReported, ClusterReported: r.ClusterReported, KillRequested: r.KillRequested,
 			KillError: r.KillError, Failures: r.Failures, LastFailure: r.LastFailure, Acked: r.Acked, Closed: r.Closed,
-		}
-		for _, run := range r.Runs {
-			js.Runs = append(js.Runs, jsonRun(run))
-		}
-		out = append(out, js)
+		})
 	}
 	return out
 }

@@ -313,13 +313,14 @@ type Machine struct {
 	// corosync's notices come in does not matter (ahead of their ring's
 	// members, for a ring cut short before its members came, late):
 	// inquorateRings holds the rings any notice said we were not quorate
-	// in (sorted, the latest maxInquorateRings); lastPresent the latest
-	// ring each node was listed in; outFrom the last ring a node was
-	// present in before its absence, backAt the ring it came back in.
+	// in (sorted, the latest maxInquorateRings); outFrom the last ring a
+	// node was present in before its absence (the ring of the change
+	// before the one that showed it gone: every change, quorum notices
+	// included, lists the members of m.ring), backAt the ring it came
+	// back in.
 	// It was out in every ring between the two, both excluded: a ring we
 	// never saw the members of counts.
 	inquorateRings []uint64
-	lastPresent    map[uint32]uint64
 	outFrom        map[uint32]uint64
 	backAt         map[uint32]uint64
 	// absentSince marks a node whose absence is not over for this: it
@@ -354,7 +355,6 @@ func NewMachine(cfg Config) (*Machine, error) {
 		sets:    map[uint32]*RecoverySet{},
 
 		seenAt:      map[uint32]uint64{},
-		lastPresent: map[uint32]uint64{},
 		outFrom:     map[uint32]uint64{},
 		backAt:      map[uint32]uint64{},
 		absentSince: map[uint32]uint64{},
@@ -838,9 +838,6 @@ func (m *Machine) nodeChange(ev NodeChange) {
 			m.backAt[id] = ev.Ring.Seq
 		}
 	}
-	for _, id := range ev.Members {
-		m.lastPresent[id] = ev.Ring.Seq
-	}
 	if ev.QuorumRing != (RingID{}) && !ev.Quorate {
 		m.noteInquorateRing(ev.QuorumRing.Seq)
 	}
@@ -849,7 +846,7 @@ func (m *Machine) nodeChange(ev NodeChange) {
 	// not quorate while its node was out (a late notice, or cman's report
 	// of the partition behind cpg's).
 	for _, mb := range m.members {
-		if mb.pendingDistrust != nil && m.inquorateWhileOut(mb.nodeID) {
+		if len(mb.pendingDistrust) > 0 && m.inquorateWhileOut(mb.nodeID) {
 			runs := mb.pendingDistrust
 			mb.pendingDistrust = nil
 			m.distrust(GroupMessage{NodeID: mb.nodeID, PID: mb.pid}, runs)
@@ -1117,9 +1114,10 @@ func (m *Machine) message(ev GroupMessage) {
 		case wasAwaited || (mb.reason == ReasonNodeUp && m.inquorateWhileOut(mb.nodeID)):
 			m.distrust(ev, h.Distrusted)
 			mb.pendingDistrust = nil
-		case mb.reason == ReasonNodeUp && len(h.Distrusted) > 0:
-			// Kept, for nodeChange to take if it turns out our side
-			// was not quorate while its node was out after all.
+		case mb.reason == ReasonNodeUp:
+			// Kept (its latest hello's word replaces an earlier one's),
+			// for nodeChange to take if it turns out our side was not
+			// quorate while its node was out after all.
 			mb.pendingDistrust = h.Distrusted
 		}
 		mb.markStale(h.Start)
@@ -1280,12 +1278,13 @@ func (m *Machine) heldQuorumBeforeMerge(nodeID uint32) bool {
 	return m.quorate
 }
 
-// absenceBegins records that node id is out of the cluster: a new absence
-// unless one is open (it flapped before its daemon was heard again).
+// absenceBegins records that node id, a member of the cluster in m.ring,
+// is out of it now: a new absence unless one is open (it flapped before
+// its daemon was heard again). Called before nodeChange moves m.ring on.
 func (m *Machine) absenceBegins(id uint32) {
 	delete(m.backAt, id)
 	if _, open := m.absentSince[id]; !open {
-		m.outFrom[id] = m.lastPresent[id]
+		m.outFrom[id] = m.ring.Seq
 		m.absentSince[id] = m.births
 	}
 }
