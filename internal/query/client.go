@@ -27,20 +27,34 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("groupd %s: %s", e.Op, e.Msg)
 }
 
-// Client is one connection to the daemon. Not safe for concurrent use.
+// Client is a connection to the daemon. Not safe for concurrent use.
 type Client struct {
+	path string
 	conn *net.UnixConn
 	r    *bufio.Reader
 }
 
+// errIdleClosed is a request the daemon did not read: it had closed the
+// connection for idleness first.
+var errIdleClosed = errors.New("groupd closed the idle connection")
+
 // Dial connects to the daemon's socket.
 func Dial(ctx context.Context, path string) (*Client, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("connect to groupd at %s: %w", path, err)
+	c := &Client{path: path}
+	if err := c.dial(ctx); err != nil {
+		return nil, err
 	}
-	return &Client{conn: c.(*net.UnixConn), r: bufio.NewReaderSize(c, 64<<10)}, nil
+	return c, nil
+}
+
+func (c *Client) dial(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return fmt.Errorf("connect to groupd at %s: %w", c.path, err)
+	}
+	c.conn, c.r = conn.(*net.UnixConn), bufio.NewReaderSize(conn, 64<<10)
+	return nil
 }
 
 // Close closes the connection.
@@ -48,11 +62,26 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // Do sends req (its version filled in) and reads the answer. A daemon-side
 // error is a *RemoteError; any other error means the daemon's answer is
-// unknown.
+// unknown. If the daemon had closed the connection for being idle (its
+// IdleTimeout) before it read req, Do connects again and sends req once
+// more: the first was not acted on.
 func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if req.V == 0 {
 		req.V = Version
 	}
+	resp, err := c.do(ctx, req)
+	if !errors.Is(err, errIdleClosed) {
+		return resp, err
+	}
+	c.conn.Close()
+	if derr := c.dial(ctx); derr != nil {
+		return nil, fmt.Errorf("%v; connecting again: %w", err, derr)
+	}
+	return c.do(ctx, req)
+}
+
+// do is one request on the current connection.
+func (c *Client) do(ctx context.Context, req Request) (*Response, error) {
 	stop := c.deadline(ctx)
 	defer stop()
 	if _, werr := c.conn.Write(req.Encode()); werr != nil {
@@ -60,6 +89,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		// many clients) with a reply before closing it: that reply says
 		// more than the broken pipe.
 		if resp, err := c.read(); err == nil && !resp.OK {
+			if resp.Closing {
+				return nil, unread(req, resp)
+			}
 			return resp, &RemoteError{Op: resp.Op, Msg: resp.Error}
 		}
 		return nil, c.ctxErr(ctx, fmt.Errorf("send %s request: %w", req.Op, werr))
@@ -67,6 +99,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	resp, err := c.read()
 	if err != nil {
 		return nil, c.ctxErr(ctx, fmt.Errorf("read %s reply: %w", req.Op, err))
+	}
+	if resp.Closing {
+		return nil, unread(req, resp)
 	}
 	if !resp.OK {
 		return resp, &RemoteError{Op: resp.Op, Msg: resp.Error}
@@ -102,6 +137,12 @@ func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
 			return err
 		}
 	}
+}
+
+// unread is the error for req when the daemon's answer was the line it
+// writes before closing an idle connection.
+func unread(req Request, bye *Response) error {
+	return fmt.Errorf("%s request not read (%s): %w", req.Op, bye.Error, errIdleClosed)
 }
 
 func (c *Client) read() (*Response, error) {

@@ -10,7 +10,9 @@
 // payload or "error". A watch request turns the connection into a stream of
 // event lines that lasts until the client closes it. Requests longer than
 // MaxLine bytes or not understood get an error reply; the connection stays
-// usable.
+// usable. A connection that brings no complete request for the server's
+// idle timeout gets a last error line with "closing":true, and is closed:
+// a request the client sent meanwhile was not read.
 package query
 
 import (
@@ -130,10 +132,14 @@ func (r Request) Encode() []byte {
 
 // Response answers a Request. On failure OK is false and Error says why.
 type Response struct {
-	V        int           `json:"v"`
-	Op       Op            `json:"op,omitempty"`
-	OK       bool          `json:"ok"`
-	Error    string        `json:"error,omitempty"`
+	V     int    `json:"v"`
+	Op    Op     `json:"op,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Closing marks the line the server writes before it closes a
+	// connection idle for too long, without reading further: it answers
+	// no request.
+	Closing  bool          `json:"closing,omitempty"`
 	Status   *Status       `json:"status,omitempty"`
 	Members  []Member      `json:"members,omitempty"`
 	Recovery []RecoverySet `json:"recovery,omitempty"`

@@ -481,7 +481,9 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
 		line, err := readLine(r, MaxLine)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.logf("debug", "query connection from pid %d uid %d closed: no complete request within %v", p.pid, p.uid, s.cfg.IdleTimeout)
-			s.write(c, errorResponse("", "no complete request within %v; closing the connection", s.cfg.IdleTimeout))
+			bye := errorResponse("", "no complete request within %v; closing the connection", s.cfg.IdleTimeout)
+			bye.Closing = true
+			s.write(c, bye)
 			return
 		}
 		if errors.Is(err, errTooLong) {

@@ -742,3 +742,89 @@ func TestAcceptBackoffStopsWithContext(t *testing.T) {
 		t.Fatal("Serve did not stop during its accept back-off")
 	}
 }
+
+// A client kept open past the server's idle timeout finds its connection
+// closed, with the server's closing line unread in it. Its next request
+// must get that request's answer, once, not the stale line.
+func TestKeptOpenClientOutlivesIdleTimeout(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	h := newFakeHandler()
+	srv := serve(t, Config{IdleTimeout: idle}, h)
+	ctx := ctx5s(t)
+	c, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for round := 1; round <= 3; round++ {
+		resp, err := c.Do(ctx, Request{Op: OpAck, Node: 3})
+		if err != nil || resp.Acked == nil || resp.Acked.State != "acked" {
+			t.Fatalf("ack %d: %+v, %v", round, resp, err)
+		}
+		h.mu.Lock()
+		acks := len(h.acked)
+		h.mu.Unlock()
+		if acks != round {
+			t.Fatalf("after ack %d the daemon acked %d times", round, acks)
+		}
+		time.Sleep(3 * idle) // the server closes the connection meanwhile
+	}
+	resp, err := c.Do(ctx, Request{Op: OpBypass, Node: 1})
+	if err != nil || resp.Bypass == nil || !resp.Bypass.Allowed {
+		t.Fatalf("bypass after idle close: %+v, %v", resp, err)
+	}
+}
+
+// The closing line can also come after the client wrote its request (the
+// server's idle timer ran out as it did): the request was not read, so it
+// is sent again on a new connection; if that one is closed unread too,
+// the caller gets an error saying so, and no third try.
+func TestClientResendsRequestClosedUnread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "groupd.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	bye, _ := json.Marshal(Response{V: Version, Error: "no complete request within 1s; closing the connection", Closing: true})
+	ok, _ := json.Marshal(Response{V: Version, Op: OpBypass, OK: true, Bypass: &Bypass{NodeID: 2, Known: true}})
+	// script: what the server answers on each new connection, after
+	// reading one request line.
+	script := make(chan []byte, 4)
+	var requests atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r := bufio.NewReader(conn)
+			if _, err := r.ReadString('\n'); err == nil {
+				requests.Add(1)
+			}
+			conn.Write(append(<-script, '\n'))
+			conn.Close()
+		}
+	}()
+	ctx := ctx5s(t)
+
+	script <- bye
+	script <- ok
+	resp, err := Call(ctx, path, Request{Op: OpBypass, Node: 2})
+	if err != nil || resp.Bypass == nil || resp.Bypass.NodeID != 2 {
+		t.Fatalf("bypass: %+v, %v; want the second connection's answer", resp, err)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Fatalf("%d requests sent, want 2", n)
+	}
+
+	script <- bye
+	script <- bye
+	resp, err = Call(ctx, path, Request{Op: OpBypass, Node: 2})
+	if err == nil || !strings.Contains(err.Error(), "not read") || resp != nil {
+		t.Fatalf("closed unread twice: %+v, %v; want an error saying the request was not read", resp, err)
+	}
+	if n := requests.Load(); n != 4 {
+		t.Fatalf("%d requests sent, want 4 (no third try)", n)
+	}
+}
