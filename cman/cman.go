@@ -50,6 +50,7 @@ type Cluster struct {
 	cmap         C.cmap_handle_t
 	cfgMu        sync.Mutex // corosync_cfg_kill_node
 	cfg          C.corosync_cfg_handle_t
+	cfgFD        int // the cfg connection's fd, to see whether it hung up
 
 	self   cgo.Handle // the quorum context: finds c in the trampolines
 	nodeID uint32
@@ -124,6 +125,11 @@ func Open() (*Cluster, error) {
 		return nil, fmt.Errorf("cman: corosync_cfg_local_get: %w", err)
 	}
 	c.nodeID = uint32(id)
+	var cfgFD C.int
+	if err := cs.Result(int(C.corosync_cfg_fd_get(c.cfg, &cfgFD))); err != nil {
+		return nil, fmt.Errorf("cman: corosync_cfg_fd_get: %w", err)
+	}
+	c.cfgFD = int(cfgFD)
 
 	var fd C.int
 	if err := cs.Result(int(C.quorum_fd_get(c.quorum, &fd))); err != nil {
@@ -407,7 +413,11 @@ const (
 //
 // A node that is not a cluster member now (it left, or was never
 // configured) gives an error wrapping cs.ErrNotExist: there is nothing to
-// kill. CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full)
+// kill. If the connection to corosync is lost before its answer came, the
+// error wraps cs.ErrLibrary and says so: the request may or may not have
+// reached corosync. (libcfg reports such a call with whatever its unset
+// reply buffer held, CS_OK included; KillNode tells it apart, see
+// cman_kill_node in glue.h.) CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full)
 // is retried with back-off until ctx is done (the error then wraps ctx's
 // error, not cs.ErrTryAgain); no request is sent once ctx is done, the
 // first one included, as a kill cannot be taken back. The
@@ -439,8 +449,24 @@ func (c *Cluster) KillNode(ctx context.Context, nodeID uint32, reason string) er
 			c.cfgMu.Unlock()
 			return fmt.Errorf("cman: kill node %d: not sent: %w", nodeID, err)
 		}
-		err := cs.Result(int(C.corosync_cfg_kill_node(c.cfg, C.uint(nodeID), cr)))
+		rc := C.cman_kill_node(c.cfg, C.uint(nodeID), cr)
+		// A failed call on a connection that hung up says nothing
+		// (libqb may have written part of the reply buffer): only
+		// corosync's CS_OK is taken at its word then.
+		lost := rc != C.CS_OK && hungUp(c.cfgFD)
 		c.cfgMu.Unlock()
+		var err error
+		switch {
+		case lost:
+			return fmt.Errorf("cman: corosync_cfg_kill_node node %d: no answer, the connection to corosync is lost "+
+				"(whether corosync took the request is unknown): %w", nodeID, cs.ErrLibrary)
+		case rc == C.CMAN_NO_REPLY:
+			// The connection is up and the request got no answer:
+			// libqb did not send it (its flow control).
+			err = fmt.Errorf("no answer: %w", cs.ErrTryAgain)
+		default:
+			err = cs.Result(int(rc))
+		}
 		if !errors.Is(err, cs.ErrTryAgain) {
 			if err != nil {
 				return fmt.Errorf("cman: corosync_cfg_kill_node node %d: %w", nodeID, err)

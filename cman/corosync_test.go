@@ -436,6 +436,17 @@ func TestCorosyncKilled(t *testing.T) {
 	if last.Kind != EventError || !errors.Is(last.Err, cs.ErrLibrary) {
 		t.Errorf("last event = %v, want EventError wrapping cs.ErrLibrary", last)
 	}
+	// A kill on the dead connection: libcfg returns its unset reply
+	// buffer's contents for it; KillNode must say the connection is lost,
+	// and never report a kill as taken.
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.KillNode(ctx, 2, "cman test: corosync is gone")
+		cancel()
+		if !errors.Is(err, cs.ErrLibrary) || !strings.Contains(err.Error(), "connection to corosync is lost") {
+			t.Errorf("KillNode %d after corosync died: %v, want the lost connection (cs.ErrLibrary)", i+1, err)
+		}
+	}
 	c.Close()
 
 	corotest.Start(t)

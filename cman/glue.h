@@ -26,4 +26,15 @@ cs_error_t cman_quorum_open(quorum_handle_t *handle, uintptr_t ctx, uint32_t *qu
  */
 cs_error_t cman_cmap_get_int(cmap_handle_t handle, const char *key, cmap_value_types_t type, int64_t *out);
 
+/*
+ * corosync_cfg_kill_node, telling a request that got no reply from one
+ * corosync answered. libcfg (3.1.7) drops the error of its IPC call and
+ * returns the error field of its reply buffer, which is uninitialized stack
+ * when no reply came: anything, CS_OK included. cman_kill_node first fills
+ * the stack that call will use with CMAN_NO_REPLY, a value no reply holds,
+ * so that such a call returns CMAN_NO_REPLY.
+ */
+#define CMAN_NO_REPLY 0x6e6f7270
+cs_error_t cman_kill_node(corosync_cfg_handle_t handle, unsigned int nodeid, const char *reason);
+
 #endif
