@@ -233,8 +233,7 @@ func (h *Handle) dispatchLoop() {
 		idle := h.dispatched == before
 		h.dispatchMu.Unlock()
 		if err != nil {
-			h.terminate(err)
-			return
+			return // dispatchSome ended the stream
 		}
 		if idle {
 			// Woken with nothing to deliver: either a fragment of a
@@ -262,8 +261,9 @@ var dispatchGate atomic.Pointer[func(*Handle)]
 // received, one cpg_dispatch (CS_DISPATCH_ONE_NONBLOCKING) each, and
 // flushes them. A fragment of a larger message counts as one. An error
 // (a panicking trampoline's, or libcpg's, which may have consumed an
-// event it could not deliver) ends the stream. Called with dispatchMu
-// held.
+// event it could not deliver) ends the stream, before dispatchMu is let
+// go: another dispatcher must not deliver what came after the lost
+// event. Called with dispatchMu held.
 func (h *Handle) dispatchSome(max int) error {
 	// One call into C for them all. After a panic the trampolines drop
 	// what follows, and the stream ends with the panic.
@@ -277,6 +277,9 @@ func (h *Handle) dispatchSome(max int) error {
 		err = fmt.Errorf("cpg dispatch failed, so the stream ends (corosync went away, or libcpg could not go on): %w", err)
 	}
 	h.flush()
+	if err != nil {
+		h.terminateLocked(err)
+	}
 	return err
 }
 
@@ -321,11 +324,16 @@ func hungUp(fd int) bool {
 // terminate ends the stream with err, once. It takes dispatchMu, so that a
 // multicast delivering what is ready cannot add events after the end (it
 // checks Err under dispatchMu), nor the dispatch goroutine (it does too).
-// Called by the dispatch goroutine, or by a multicast whose delivery ran
-// into a panicking trampoline.
+// Called by the dispatch goroutine when waiting failed or corosync hung
+// up; dispatchSome, which holds dispatchMu, calls terminateLocked.
 func (h *Handle) terminate(err error) {
 	h.dispatchMu.Lock()
 	defer h.dispatchMu.Unlock()
+	h.terminateLocked(err)
+}
+
+// terminateLocked is terminate with dispatchMu held.
+func (h *Handle) terminateLocked(err error) {
 	if h.terminated.Load() != nil || h.closed.Load() {
 		return // ended already, or Close is ending it
 	}
@@ -661,17 +669,13 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	// between two sends, unless the dispatch goroutine is at it: this
 	// saves it a wake-up, and keeps corosync's queue to us short. At most
 	// inlineDispatchMax events, so that the caller gets its return.
+	// An error ends the stream in dispatchSome (the event that failed is
+	// gone, and the dispatch goroutine may not wake again).
 	if h.dispatchMu.TryLock() {
-		var derr error
 		if h.Err() == nil && !h.closed.Load() {
-			derr = h.dispatchSome(inlineDispatchMax)
+			h.dispatchSome(inlineDispatchMax)
 		}
 		h.dispatchMu.Unlock()
-		if derr != nil {
-			// The event that failed is gone, and the dispatch
-			// goroutine may not wake again: end the stream here.
-			h.terminate(derr)
-		}
 	}
 	return nil
 }

@@ -221,3 +221,37 @@ func TestPaceAccounting(t *testing.T) {
 		t.Fatalf("pace with a cancelled context: %v", err)
 	}
 }
+
+// A dispatch that fails ends the stream before dispatchMu is let go:
+// otherwise the other dispatcher (the dispatch goroutine, or a multicast
+// delivering what is ready) could take the lock first and deliver events
+// from after the lost one ahead of the *Terminated.
+func TestFailedDispatchEndsStreamUnderLock(t *testing.T) {
+	h := &Handle{events: make(chan Event, 4), paceWake: make(chan struct{}, 1)}
+	h.q = newQueue(h.events)
+	stop := make(chan struct{})
+	defer close(stop)
+	go h.q.pump(stop)
+
+	h.dispatchMu.Lock()
+	err := h.dispatchSome(1) // no such handle: libcpg answers CS_ERR_BAD_HANDLE
+	ended := h.Err()
+	h.dispatchMu.Unlock()
+	if !errors.Is(err, cs.ErrBadHandle) {
+		t.Fatalf("dispatchSome on no handle: %v, want CS_ERR_BAD_HANDLE", err)
+	}
+	if ended == nil {
+		t.Fatal("the stream had not ended when dispatchSome returned its error, with dispatchMu still held")
+	}
+	select {
+	case ev := <-h.events:
+		if term, ok := ev.(*Terminated); !ok || !errors.Is(term.Err, cs.ErrBadHandle) {
+			t.Fatalf("first event %#v, want *Terminated with the dispatch error", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no *Terminated event")
+	}
+	if ev, ok := <-h.events; ok {
+		t.Fatalf("event %#v after *Terminated", ev)
+	}
+}
