@@ -87,7 +87,10 @@ func copyIn(src []byte) (data []byte, pooled *[]byte) {
 		return append([]byte{}, src...), nil
 	}
 	p := getBuffer(c)
-	data = (*p)[:len(src)]
+	// Capacity cut to the length: an append by the consumer gets memory
+	// of its own, and the rest of the buffer (an earlier message's bytes)
+	// stays out of reach.
+	data = (*p)[:len(src):len(src)]
 	copy(data, src)
 	return data, p
 }

@@ -627,11 +627,13 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 	if g > Safe {
 		return fmt.Errorf("cpg multicast: unknown guarantee %d: %w", uint32(g), cs.ErrInvalidParam)
 	}
-	total := 0
+	// Summed as uint64: on a 32-bit build an int could wrap (the buffers
+	// may all be one large slice) and slip past the check.
+	var total uint64
 	for _, b := range bufs {
-		total += len(b)
+		total += uint64(len(b))
 	}
-	if uint64(total) > MaxMessageSize {
+	if total > MaxMessageSize {
 		return fmt.Errorf("cpg multicast: message of %d bytes is larger than corosync's limit of %d: %w",
 			total, uint64(MaxMessageSize), cs.ErrTooBig)
 	}
@@ -664,7 +666,7 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 		}
 		return fmt.Errorf("cpg multicast: %w", err)
 	}
-	h.sent += uint64(total)
+	h.sent += total
 	// Deliver what is ready now, as a single-threaded C client does
 	// between two sends, unless the dispatch goroutine is at it: this
 	// saves it a wake-up, and keeps corosync's queue to us short. At most
@@ -697,7 +699,7 @@ const inFlightLimit = 4 << 20
 // below inFlightLimit. It waits only while they keep coming back: once
 // none has for paceStall, it writes off what is in flight and lets the
 // send go ahead.
-func (h *Handle) pace(ctx context.Context, size int) error {
+func (h *Handle) pace(ctx context.Context, size uint64) error {
 	if !h.mustWait(size) {
 		return nil
 	}
@@ -774,9 +776,9 @@ func (h *Handle) wakePacer() {
 // mustWait reports whether sending size more bytes would take the handle's
 // own messages in flight over the limit. One message always may go.
 // Under sendMu.
-func (h *Handle) mustWait(size int) bool {
+func (h *Handle) mustWait(size uint64) bool {
 	inFlight := h.inFlight()
-	return inFlight > 0 && inFlight+uint64(size) > inFlightLimit && h.Err() == nil
+	return inFlight > 0 && inFlight+size > inFlightLimit && h.Err() == nil
 }
 
 // inFlight returns how many bytes of the handle's own messages are on

@@ -80,10 +80,17 @@ func (q *queue) len() int { return int(q.length.Load()) + len(q.out) }
 
 // pump moves spilled events to the channel in order until the stream has
 // ended and everything was delivered, or stop is closed; then it closes
-// the channel. The dispatcher must have stopped pushing before stop is
-// closed.
+// the channel. Stopped, it discards what it had not delivered, which then
+// no longer counts in len. The dispatcher must have stopped pushing before
+// stop is closed.
 func (q *queue) pump(stop <-chan struct{}) {
 	defer close(q.out)
+	defer func() {
+		q.mu.Lock()
+		q.pending = nil
+		q.length.Store(0)
+		q.mu.Unlock()
+	}()
 	var spare []Event
 	for {
 		batch, ended := q.take(spare)

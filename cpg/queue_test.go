@@ -60,4 +60,7 @@ func TestQueueStop(t *testing.T) {
 	if _, ok := <-out; ok {
 		t.Fatal("channel not closed after stop")
 	}
+	if n := q.len(); n != 0 {
+		t.Errorf("%d events still counted as pending after the stop discarded them", n)
+	}
 }

@@ -91,8 +91,18 @@ func TestBufferRecycling(t *testing.T) {
 	src := make([]byte, 100<<10)
 	src[len(src)-1] = 7
 	data, pooled := copyIn(src)
-	if pooled == nil || len(data) != len(src) || cap(data) != 128<<10 || data[len(data)-1] != 7 {
-		t.Fatalf("100 KiB copy: len %d cap %d pooled %v", len(data), cap(data), pooled != nil)
+	if pooled == nil || len(data) != len(src) || cap(*pooled) != 128<<10 || data[len(data)-1] != 7 {
+		t.Fatalf("100 KiB copy: len %d buffer %d pooled %v", len(data), cap(*pooled), pooled != nil)
+	}
+	// Data reaches no further than the message: what the buffer held
+	// before stays out of sight, and an append gets memory of its own
+	// instead of writing into the buffer, which goes to another message
+	// after Release.
+	if cap(data) != len(data) {
+		t.Errorf("cap(Data) = %d, want its length %d", cap(data), len(data))
+	}
+	if grown := append(data, 1); &grown[0] == &(*pooled)[:1][0] {
+		t.Error("an append to Data wrote into the pooled buffer")
 	}
 	m := &Message{Data: data, pooled: pooled}
 	m.Release()
