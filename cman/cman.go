@@ -417,10 +417,12 @@ const (
 // error wraps cs.ErrLibrary and says so: the request may or may not have
 // reached corosync. (libcfg reports such a call with whatever its unset
 // reply buffer held, CS_OK included; KillNode tells it apart, see
-// cman_kill_node in glue.h.) CS_ERR_TRY_AGAIN (corosync syncing a new ring, or its queues full)
-// is retried with back-off until ctx is done (the error then wraps ctx's
-// error, not cs.ErrTryAgain); no request is sent once ctx is done, the
-// first one included, as a kill cannot be taken back. The
+// cman_kill_node in glue.h.) CS_ERR_TRY_AGAIN (corosync syncing a new
+// ring, or its queues full), and a request that got no answer on a live
+// connection (libqb's flow control kept it back), are retried with
+// back-off until ctx is done (the error then wraps ctx's error, not
+// cs.ErrTryAgain); no request is sent once ctx is done, the first one
+// included, as a kill cannot be taken back. The
 // context does not bound a request corosync has taken and not answered
 // (corosync's IPC has no timeout): against a frozen corosync, KillNode
 // returns when it resumes or goes away. Node id 0 and a reason that holds a
