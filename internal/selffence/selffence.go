@@ -60,9 +60,10 @@ var placeholder = regexp.MustCompile(`(\$?)\{([A-Za-z][A-Za-z0-9_.-]*)\}`)
 // ParseTemplate splits s into arguments. Single quotes keep everything
 // literal; double quotes and backslashes work as in a shell, without
 // expansions. Placeholders are {name} (our node name) and {nodeid}; any
-// other {word} ({Name}, {NodeId}, {node_id}) is rejected, so a typo is
-// caught at startup rather than left in the command when fencing is
-// needed.
+// other {word} ({Name}, {NodeId}, {node_id}) is rejected, and so is
+// ${name} or ${nodeid} where no shell would expand it (an argument of a
+// program that is not a shell), so a typo is caught at startup rather
+// than left in the command when fencing is needed.
 func ParseTemplate(s string) (Template, error) {
 	args, err := split(s)
 	if err != nil {
@@ -71,8 +72,15 @@ func ParseTemplate(s string) (Template, error) {
 	if len(args) == 0 {
 		return Template{}, fmt.Errorf("self-fence command is empty")
 	}
+	shell := false // a shell runs what follows, and expands ${word}
 	for i, a := range args {
 		for _, m := range placeholder.FindAllStringSubmatch(a, -1) {
+			if m[1] == "$" && !shell {
+				if p := meant(m[2]); p != "" {
+					return Template{}, fmt.Errorf("self-fence command %s: ${%s}: the command runs without a shell, "+
+						"so it would get ${%s} as it stands; write {%s}", program(args), m[2], m[2], p)
+				}
+			}
 			if err := checkPlaceholder(m[1] == "$", m[2]); err != nil {
 				return Template{}, fmt.Errorf("self-fence command %s: %w", program(args), err)
 			}
@@ -83,8 +91,24 @@ func ParseTemplate(s string) (Template, error) {
 					"pass {name} and {nodeid} as arguments", program(args))
 			}
 		}
+		shell = shell || shells[filepath.Base(a)]
 	}
 	return Template{args: args}, nil
+}
+
+// shells are the programs that expand ${word} in the script they are given.
+var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "mksh": true, "zsh": true, "busybox": true}
+
+// meant returns the placeholder word probably stands for: "name",
+// "nodeid", or "" for neither.
+func meant(word string) string {
+	switch strings.ToLower(strings.NewReplacer("_", "", "-", "", ".", "").Replace(word)) {
+	case "name", "nodename":
+		return "name"
+	case "nodeid", "id":
+		return "nodeid"
+	}
+	return ""
 }
 
 // checkPlaceholder accepts {name} and {nodeid} and a shell's ${word}.
@@ -93,11 +117,8 @@ func checkPlaceholder(shellVar bool, word string) error {
 		return nil
 	}
 	hint := ""
-	switch strings.ToLower(strings.NewReplacer("_", "", "-", "", ".", "").Replace(word)) {
-	case "name", "nodename":
-		hint = "did you mean {name}? "
-	case "nodeid", "id":
-		hint = "did you mean {nodeid}? "
+	if p := meant(word); p != "" {
+		hint = "did you mean {" + p + "}? "
 	}
 	return fmt.Errorf("unknown placeholder {%s}: %splaceholders are {name} and {nodeid}, in lower case "+
 		"(for braces the command itself needs, put a space inside them, as in '{ print }')", word, hint)

@@ -49,6 +49,13 @@ func TestParseTemplate(t *testing.T) {
 		{in: "/usr/sbin/fence_{name} -o off", wantErr: "the program may not hold a placeholder"},
 		{in: "{nodeid}", wantErr: "the program may not hold a placeholder"},
 		{in: `/opt/${ARCH}/fence-me {name}`, want: []string{"/opt/${ARCH}/fence-me", "node 2"}},
+		// No shell runs these: ${name} would reach the agent as it stands.
+		{in: "fence_ipmilan --ip=${name}-ipmi -o reboot", wantErr: "runs without a shell, so it would get ${name} as it stands; write {name}"},
+		{in: "fence-me --id ${nodeid}", wantErr: "write {nodeid}"},
+		{in: "fence-me --host ${NODE_NAME}", wantErr: "write {name}"},
+		{in: `fence-me --opt '${OTHER}'`, want: []string{"fence-me", "--opt", "${OTHER}"}},
+		{in: `/bin/bash -c 'fence-me --host "${name}" {name}'`, want: []string{"/bin/bash", "-c", `fence-me --host "${name}" node 2`}},
+		{in: `/usr/bin/env bash -c 'echo ${name}; fence-me {name}'`, want: []string{"/usr/bin/env", "bash", "-c", "echo ${name}; fence-me node 2"}},
 	}
 	for _, tt := range tests {
 		tpl, err := ParseTemplate(tt.in)
