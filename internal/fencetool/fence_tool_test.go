@@ -19,7 +19,11 @@ import (
 //	              (default: node 1 may bypass, others must be fenced)
 //	bypass.N.next replaces bypass.N after its first use
 //
-// group_tool ack appends the node to acks; the agent appends its
+//	recovery.json, members.json
+//	              what group_tool recovery and members print (default: [])
+//
+// group_tool ack appends the node to acks and closes the recovery sets
+// (recovery.json goes; recovery.json.next, if there, takes its place); the agent appends its
 // arguments, one line per run, and its open descriptors to agent.fds.
 const stubCmapctl = `#!/bin/bash
 [ -e "$STUB/down" ] && { echo "Failed to initialize the cmap API. Error CS_ERR_LIBRARY" >&2; exit 1; }
@@ -50,8 +54,13 @@ bypass)
 	echo "$reason"
 	exit "$code"
 	;;
-ack) echo "$2" >>"$STUB/acks"; echo "acked node $2" ;;
-recovery | members) echo '[]' ;;
+ack)
+	echo "$2" >>"$STUB/acks"
+	rm -f "$STUB/recovery.json"
+	[ -e "$STUB/recovery.json.next" ] && mv "$STUB/recovery.json.next" "$STUB/recovery.json"
+	echo "acked node $2"
+	;;
+recovery | members) if [ -e "$STUB/$1.json" ]; then cat "$STUB/$1.json"; else echo '[]'; fi ;;
 esac
 `
 
@@ -288,5 +297,87 @@ func TestJoinGivesUpWhenOwnGroupdGoes(t *testing.T) {
 	out, code := f.run("-a", "agent {name}", "join")
 	if code != 1 || f.file("agent.log") != "" || !strings.Contains(out, "can no longer vouch") {
 		t.Errorf("exit %d, agent ran %q:\n%s", code, f.file("agent.log"), out)
+	}
+}
+
+// A recovery set can record more than one failed groupd run of its node.
+// After join fenced node 2 (whose groupd ran as pid 1234), a set whose
+// runs are all ones join fenced is the failure its own fencing caused,
+// acknowledged without fencing again; a set that also records a later run
+// (the node came back, groupd got the same pid, and failed before its
+// hello) is a new failure, fenced again, however the runs are listed.
+func TestRecheckLooksAtEveryRunOfASet(t *testing.T) {
+	const start = "2026-11-25T03:00:00Z"
+	members := `[
+  {
+    "nodeid": 2,
+    "name": "n2",
+    "pid": 1234,
+    "hello": true,
+    "hello_start": "` + start + `",
+    "stale_hello": false
+  }
+]`
+	set := func(runs string) string {
+		return `[
+  {
+    "nodeid": 2,
+    "name": "n2",
+    "reason": "nodedown",
+    "state": "waiting-for-fencing",
+    "pid": 1234,
+    "start": "` + start + `",
+    "runs": ` + runs + `,
+    "more_runs": false,
+    "failures": 2
+  }
+]`
+	}
+	for _, tt := range []struct {
+		name, runs string
+		again      bool
+	}{
+		{"only the fenced run", `[
+      {
+        "pid": 1234,
+        "start": "` + start + `"
+      }
+    ]`, false},
+		{"a later run with the same pid", `[
+      {
+        "pid": 1234,
+        "start": "` + start + `"
+      },
+      {
+        "pid": 1234
+      }
+    ]`, true},
+		{"the later run listed first", `[
+      {
+        "pid": 1234
+      },
+      {
+        "pid": 1234,
+        "start": "` + start + `"
+      }
+    ]`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFenceTool(t)
+			f.write("members.json", members)
+			// The set our fencing causes shows once we acknowledged it.
+			f.write("recovery.json.next", set(tt.runs))
+			out, code := f.run("-a", "agent {name}", "join")
+			fenced := strings.Count(f.file("agent.log"), "n2|")
+			if !tt.again {
+				if code != 0 || fenced != 1 {
+					t.Fatalf("join exit %d, node 2 fenced %d times, want 0 and once:\n%s", code, fenced, out)
+				}
+				return
+			}
+			if code != 0 || fenced != 2 || !strings.Contains(out, "did not run when this join fenced it") {
+				t.Fatalf("join exit %d, node 2 fenced %d times, want 0 and twice (again for the later run):\n%s", code, fenced, out)
+			}
+		})
 	}
 }
