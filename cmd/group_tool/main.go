@@ -3,7 +3,7 @@
 //	group_tool [--socket PATH] [--timeout D] COMMAND [--json] [ARGS]
 //
 // Commands: ls, status, members, recovery, dump, watch, ready, ack NODE,
-// bypass NODE. NODE is a node id or a node name.
+// bypass NODE. NODE is a node id or a node name; id:N and name:X say which.
 //
 // Exit status:
 //
@@ -113,7 +113,8 @@ func usage(w io.Writer) {
 		c := commands[n]
 		fmt.Fprintf(w, "  %-16s %s\n", n+" "+c.args, c.help)
 	}
-	fmt.Fprintf(w, "\nNODE is a node id or name. --json prints JSON instead of text (ack: the acknowledged recovery set).\n")
+	fmt.Fprintf(w, "\nNODE is a node id or name; id:N or name:X says which (a number that is another node's name is refused).\n"+
+		"--json prints JSON instead of text (ack: the acknowledged recovery set).\n")
 	fmt.Fprintf(w, "Exit status: 0 success; 1 the daemon answered with an error; 2 usage error or the daemon could not be reached;\n"+
 		"ack: 3 no recovery set for NODE, nothing to acknowledge.\n"+
 		"bypass: 0 may skip fencing, 1 must be fenced, 2 could not tell (also means fence), --help and usage errors included;\n"+
@@ -263,9 +264,10 @@ func (t *tool) call(ctx context.Context, req query.Request) (*query.Response, in
 }
 
 // resolve turns a NODE argument into a node id, asking the daemon for its
-// names when the argument is not a number.
+// names unless the argument is an explicit id:N (a plain number may also
+// be a node's name).
 func (t *tool) resolve(ctx context.Context, arg string) (uint32, error) {
-	if _, err := strconv.ParseUint(arg, 10, 32); err == nil {
+	if strings.HasPrefix(arg, "id:") {
 		var st query.Status
 		return st.Resolve(arg)
 	}

@@ -442,3 +442,28 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// Corosync's node names are free text: node 2 here is named "1", and
+// node 1 exists. "1" alone could mean either, so bypass and ack refuse it
+// (for bypass that is "could not tell", never the other node's answer);
+// id:1 and name:1 say which.
+func TestNumericNodeNames(t *testing.T) {
+	sock := serveSets(t, []query.RecoverySet{{NodeID: 2, Name: "1", State: "waiting-for-fencing", Reason: "nodedown", Failed: failed, Failures: 1}})
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"bypass", "1"}, 2, `"1" is node id 1 and also the name of node 2: say id:1 or name:1`},
+		{[]string{"bypass", "id:1"}, 0, "node 1 may skip fencing"},
+		{[]string{"bypass", "name:1"}, 1, "not a cluster member"},
+		{[]string{"ack", "1"}, 2, "say id:1 or name:1"},
+		{[]string{"ack", "name:1"}, 0, "fencing of node 2 (1) acknowledged"},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runTool(t, append([]string{"--socket", sock}, tt.args...)...)
+		if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", tt.args, code, out, errOut, tt.code, tt.want)
+		}
+	}
+}

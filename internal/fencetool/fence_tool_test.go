@@ -40,6 +40,10 @@ if [ -e "$STUB/inquorate" ]; then echo "Quorate:          No"; else echo "Quorat
 
 const stubGroupTool = `#!/bin/bash
 [ "$1" = --socket ] && shift 2
+case "$1:$2" in
+bypass:id:* | ack:id:*) set -- "$1" "${2#id:}" ;;
+bypass:* | ack:*) echo "group_tool stub: $1 $2: node not given as id:N" >&2; exit 2 ;;
+esac
 case "$1" in
 bypass)
 	f=$STUB/bypass.$2

@@ -21,8 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -174,16 +176,46 @@ type Node struct {
 	Name   string `json:"name,omitempty"`
 }
 
-// Resolve turns a tool's NODE argument, a node id or a node name, into a
-// node id, looking the name up in everything the status names. Requests
-// carry ids only, so the daemon never guesses which node a name meant.
+// Resolve turns a tool's NODE argument into a node id: "id:N" is node id
+// N, "name:X" the node named X, and anything else an id if it is a number
+// and a name if not. Names are looked up in everything the status names.
+// A number that is also the name of another node (corosync's names are
+// free text) is refused as ambiguous. Requests carry ids only, so the
+// daemon never guesses which node a name meant.
 func (s *Status) Resolve(arg string) (uint32, error) {
-	if n, err := strconv.ParseUint(arg, 10, 32); err == nil {
-		if n == 0 {
-			return 0, errors.New("node id 0 is not a node")
-		}
-		return uint32(n), nil
+	if v, ok := strings.CutPrefix(arg, "id:"); ok {
+		return nodeID(v)
 	}
+	if v, ok := strings.CutPrefix(arg, "name:"); ok {
+		return s.byName(v)
+	}
+	if _, err := strconv.ParseUint(arg, 10, 32); err != nil {
+		return s.byName(arg)
+	}
+	id, err := nodeID(arg)
+	if err != nil {
+		return 0, err
+	}
+	if named, err := s.byName(arg); err == nil && named != id {
+		return 0, fmt.Errorf("%q is node id %s and also the name of node %d: say id:%s or name:%s", arg, arg, named, arg, arg)
+	}
+	return id, nil
+}
+
+// nodeID parses a node id.
+func nodeID(v string) (uint32, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a node id (a number from 1 to %d)", v, uint32(math.MaxUint32))
+	case n == 0:
+		return 0, errors.New("node id 0 is not a node")
+	}
+	return uint32(n), nil
+}
+
+// byName finds the one node id named arg.
+func (s *Status) byName(arg string) (uint32, error) {
 	found := map[uint32]bool{}
 	add := func(id uint32, name string) {
 		if name != "" && name == arg {

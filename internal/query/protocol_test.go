@@ -138,6 +138,10 @@ func TestStatusResolve(t *testing.T) {
 		Recovery: []RecoverySet{{NodeID: 3, Name: "charlie"}},
 		Closed:   []RecoverySet{{NodeID: 4, Name: "delta"}, {NodeID: 6, Name: "twin"}, {NodeID: 7, Name: "twin"}},
 	}
+	// Names are free text: node 3 is also known as "12" (with node 12 in
+	// the cluster) and node 8 as "8".
+	st.Nodes = append(st.Nodes, Node{NodeID: 12, Name: "lima"}, Node{NodeID: 8, Name: "8"})
+	st.Recovery = append(st.Recovery, RecoverySet{NodeID: 3, Name: "12"})
 	tests := []struct {
 		arg     string
 		want    uint32
@@ -153,6 +157,17 @@ func TestStatusResolve(t *testing.T) {
 		{arg: "echo", wantErr: "no node named"},
 		{arg: "", wantErr: "no node named"},
 		{arg: "twin", wantErr: "more than one"},
+		// A number that names another node could mean either.
+		{arg: "12", wantErr: `"12" is node id 12 and also the name of node 3: say id:12 or name:12`},
+		{arg: "id:12", want: 12},
+		{arg: "name:12", want: 3},
+		{arg: "8", want: 8}, // its own name
+		{arg: "name:bravo", want: 2},
+		{arg: "id:99", want: 99},
+		{arg: "id:bravo", wantErr: "not a node id"},
+		{arg: "id:0", wantErr: "not a node"},
+		{arg: "id:-3", wantErr: "not a node id"},
+		{arg: "name:99", wantErr: "no node named"},
 	}
 	for _, tt := range tests {
 		got, err := st.Resolve(tt.arg)
