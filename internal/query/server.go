@@ -59,7 +59,8 @@ type Config struct {
 	// more, so that readers in Group cannot lock them out.
 	MaxConns int
 	// ReservedConns is how many connections beyond MaxConns are kept for
-	// root and the daemon's uid; default 8.
+	// root and the daemon's uid; default 8. A watch, which lasts, is
+	// refused on one: it would keep the slot from the fencing tools.
 	ReservedConns int
 	// WriteTimeout bounds each reply write, so a client that stops reading
 	// cannot hold a connection forever; default 10s.
@@ -320,7 +321,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			defer func() { <-slot }()
 			defer s.track(c, false)
 			defer c.Close()
-			s.serveConn(ctx, c, p)
+			s.serveConn(ctx, c, p, slot == s.reserve)
 		}()
 	}
 }
@@ -474,7 +475,9 @@ func (s *Server) allowed(p peer) bool {
 // daemon's own uid, never the query group alone.
 func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 
-func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
+// serveConn answers c's requests; reserved says it holds one of the slots
+// kept for root and the daemon's uid.
+func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer, reserved bool) {
 	r := bufio.NewReaderSize(c, 4096)
 	for {
 		c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -512,6 +515,13 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer) {
 		if req.Op == OpAck && !s.mayChange(p) {
 			s.logf("warn", "ack of node %d from pid %d uid %d refused: only root or the daemon's uid may acknowledge fencing", req.Node, p.pid, p.uid)
 			if !s.write(c, errorResponse(req.Op, "permission denied: uid %d may query groupd but not ack; only root may acknowledge fencing", p.uid)) {
+				return
+			}
+			continue
+		}
+		if req.Op == OpWatch && reserved {
+			s.warnRefused("watch from pid %d uid %d refused: it came on a connection reserved for fencing tools (all %d general ones are in use)", p.pid, p.uid, s.cfg.MaxConns)
+			if !s.write(c, errorResponse(req.Op, "all %d general connections are in use, and a watch may not hold one reserved for fencing tools; try again later", s.cfg.MaxConns)) {
 				return
 			}
 			continue

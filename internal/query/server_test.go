@@ -828,3 +828,35 @@ func TestClientResendsRequestClosedUnread(t *testing.T) {
 		t.Fatalf("%d requests sent, want 4 (no third try)", n)
 	}
 }
+
+// A watch lasts, so it may not take a connection reserved for root's
+// fencing tools: with the general ones in use, root's watch is refused on
+// a reserved one, which still answers root's other requests.
+func TestWatchRefusedOnReservedConnection(t *testing.T) {
+	h := newFakeHandler()
+	srv := serve(t, Config{MaxConns: 1, ReservedConns: 1}, h)
+	ctx := ctx5s(t)
+	general, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer general.Close()
+	if _, err := general.Do(ctx, Request{Op: OpStatus}); err != nil {
+		t.Fatal(err) // it holds the general slot now
+	}
+	reserved, err := Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reserved.Close()
+	err = reserved.Watch(ctx, func(Event) error { return nil })
+	if re := (*RemoteError)(nil); !errors.As(err, &re) || !strings.Contains(re.Msg, "reserved for fencing tools") {
+		t.Fatalf("watch on the reserved connection: %v, want it refused", err)
+	}
+	if resp, err := reserved.Do(ctx, Request{Op: OpBypass, Node: 1}); err != nil || resp.Bypass == nil || !resp.Bypass.Allowed {
+		t.Fatalf("bypass on the reserved connection after the refused watch: %+v, %v", resp, err)
+	}
+	if h.watching.Load() != 0 {
+		t.Error("the refused watch was started")
+	}
+}
