@@ -398,7 +398,9 @@ func (t *tool) askBypass(ctx context.Context, id uint32, self string) (bypassJSO
 		return bypassJSON{NodeID: id, Reason: unknown + "no answer from groupd: " + err.Error()}, exitUnknown
 	case resp.Bypass == nil:
 		return bypassJSON{NodeID: id, Reason: unknown + "groupd sent no bypass answer"}, exitUnknown
-	case self != "" && resp.Bypass.Allowed:
+	case resp.Bypass.NodeID != id:
+		return bypassJSON{NodeID: id, Reason: unknown + fmt.Sprintf("groupd answered for node %d", resp.Bypass.NodeID)}, exitUnknown
+	case self != "" && resp.Bypass.Allowed && resp.Bypass.Known:
 		return bypassJSON{NodeID: id, Known: true, Allowed: true, Reason: self + "is ready: " + resp.Bypass.Reason}, exitOK
 	case self != "":
 		return bypassJSON{NodeID: id, Known: true, Reason: self + "is not ready: " + resp.Bypass.Reason}, exitFailed

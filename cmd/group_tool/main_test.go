@@ -24,6 +24,8 @@ type fake struct {
 	// in the group; readyAfter: it vouches for its own node only from that
 	// many bypass questions on.
 	outside, stayingOut, noID, leaving bool
+	// answerFor, when set, is the node every bypass answer names.
+	answerFor uint32
 	readyAfter                         int32
 	asked                              atomic.Int32
 }
@@ -54,6 +56,9 @@ func (f *fake) Status() query.Status {
 }
 
 func (f *fake) Bypass(id uint32) query.Bypass {
+	if f.answerFor != 0 {
+		return query.Bypass{NodeID: f.answerFor, Known: true, Allowed: true, Reason: fmt.Sprintf("node %d may skip fencing", f.answerFor)}
+	}
 	if f.outside || f.stayingOut || f.asked.Add(1) <= f.readyAfter {
 		return query.Bypass{NodeID: id, Reason: fmt.Sprintf("node %d must be fenced: this daemon is not in the groupd group, so it cannot tell", id)}
 	}
@@ -465,5 +470,16 @@ func TestNumericNodeNames(t *testing.T) {
 		if code != tt.code || !strings.Contains(out+errOut, tt.want) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d and %q", tt.args, code, out, errOut, tt.code, tt.want)
 		}
+	}
+}
+
+// An answer about another node than the one asked is no answer: fence.
+func TestBypassAnswerForAnotherNode(t *testing.T) {
+	sock := serveFake(t, &fake{answerFor: 1})
+	if out, _, code := runTool(t, "--socket", sock, "bypass", "id:3"); code != 2 || !strings.Contains(out, "groupd answered for node 1") {
+		t.Errorf("bypass 3 answered for node 1: exit %d, %q; want 2", code, out)
+	}
+	if out, _, code := runTool(t, "--socket", sock, "bypass", "id:1"); code != 0 {
+		t.Errorf("bypass 1: exit %d, %q; want 0", code, out)
 	}
 }
