@@ -24,10 +24,10 @@ type fake struct {
 	// in the group; readyAfter: it vouches for its own node only from that
 	// many bypass questions on.
 	outside, stayingOut, noID, leaving bool
-	// answerFor, when set, is the node every bypass answer names.
-	answerFor uint32
 	readyAfter                         int32
 	asked                              atomic.Int32
+	// answerFor, when set, is the node every bypass answer names.
+	answerFor uint32
 }
 
 var failed = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -163,8 +163,11 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--socket-group: %w", err)
 		}
 	}
-	if o.fenceTimeout <= 0 {
-		return nil, errors.New("--fence-timeout must be positive")
+	if o.fenceTimeout < time.Second {
+		return nil, errors.New("--fence-timeout must be at least 1s (it bounds removing our node from the cluster and the fence command)")
+	}
+	if o.sysfsRoot == "" {
+		return nil, errors.New("--sysfs-root must not be empty (the default is /)")
 	}
 	if o.quorumWait < 0 {
 		return nil, errors.New("--quorum-wait must not be negative (0 joins at once)")
@@ -190,7 +193,9 @@ func applyConfig(fl *flag.FlagSet, r io.Reader, name string, set map[string]bool
 		}
 		key, val, ok := strings.Cut(line, "=")
 		if !ok {
-			return fmt.Errorf("%s:%d: want `key = value`, got %q", name, n, line)
+			// Not quoted: a fence-command line that lost its = may
+			// hold a password.
+			return fmt.Errorf("%s:%d: want `key = value`, got a line without =", name, n)
 		}
 		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 		f := fl.Lookup(key)

@@ -111,7 +111,9 @@ func TestOptionsErrors(t *testing.T) {
 		{"background", "", []string{"--foreground=false"}, "does not put itself in the background"},
 		{"argument", "", []string{"extra"}, "unexpected argument"},
 		{"empty group", "", []string{"--group", ""}, "--group must not be empty"},
-		{"zero fence timeout", "fence-timeout = 0s\n", nil, "--fence-timeout must be positive"},
+		{"zero fence timeout", "fence-timeout = 0s\n", nil, "--fence-timeout must be at least 1s"},
+		{"tiny fence timeout", "", []string{"--fence-timeout", "1ns"}, "--fence-timeout must be at least 1s"},
+		{"empty sysfs root", "", []string{"--sysfs-root", ""}, "--sysfs-root must not be empty"},
 		{"unknown socket group", "", []string{"--socket-group", "groupd-no-such-group"}, "--socket-group"},
 		{"unknown socket group id", "", []string{"--socket-group", "4000000123"}, "--socket-group"},
 		{"negative quorum wait", "quorum-wait = -1s\n", nil, "--quorum-wait must not be negative"},
@@ -128,6 +130,12 @@ func TestOptionsErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+	// A fence-command line that lost its = is not repeated in the error:
+	// it may hold a password, and the error goes to the journal.
+	conf := writeConfig(t, "fence-command fence_ipmilan -p s3cret -o reboot\n")
+	if _, err := parseOptions([]string{"--config", conf}, &bytes.Buffer{}); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %v: want one that does not quote the line", err)
 	}
 }
 

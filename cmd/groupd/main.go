@@ -147,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			// kill the node from the cluster and start fencing again.
 			os.Exit(exitResidual)
 		}
+		if d.toBeRemoved.Load() {
+			log.Errorf("received %s again: exiting at once; %s holds residual dlm/gfs state and was not fenced by itself, so other nodes must make sure it is", s, d.who())
+			os.Exit(exitResidual)
+		}
 		log.Errorf("received %s again: exiting at once, without waiting for a clean leave", s)
 		os.Exit(exitFailed)
 	}()
@@ -179,6 +183,10 @@ type daemon struct {
 	stopMu        sync.Mutex
 	fencing       atomic.Bool
 	fenceDeadline atomic.Int64
+	// toBeRemoved: residual state was found under a policy that removes
+	// the node (fence, kick), from then on until the exit: a restart
+	// would do it all again, so groupd exits 3 however it stops.
+	toBeRemoved atomic.Bool
 }
 
 // who formats our node for log lines.
@@ -317,15 +325,21 @@ func (d *daemon) run(ctx context.Context) int {
 		}
 	}
 	var wg sync.WaitGroup
+	loopDone := make(chan struct{})
 	defer func() {
 		stopRun()
-		endEffects() // a hello stuck in flow control must not hold up the exit
+		// The loop gives a kill or hello already in corosync a short
+		// grace before it returns; only then are they cut off, so that
+		// one stuck in flow control does not hold up the exit.
+		<-loopDone
+		endEffects()
 		wg.Wait()
 	}()
 	wg.Add(3)
 	go func() { defer wg.Done(); ad.run(runCtx) }()
 	go func() {
 		defer wg.Done()
+		defer close(loopDone)
 		if err := gd.Run(runCtx, ad.out); err != nil && !errors.Is(err, groupd.ErrInputClosed) {
 			log.Errorf("the daemon state loop stopped: %v", err)
 		}
@@ -369,6 +383,10 @@ func (d *daemon) run(ctx context.Context) int {
 	d.extendTimeout(o.quorumWait + leaveTimeout + readyWait)
 	if code, ok := d.awaitQuorum(ctx, ad, lostCh); !ok {
 		return code
+	}
+	if ctx.Err() != nil {
+		log.Infof("stopped before joining the groupd group; exiting")
+		return 0
 	}
 	ad.setPhase(ctx, groupd.PhaseJoining)
 	log.Infof("joining the process group %q", o.group)
@@ -546,6 +564,9 @@ func (d *daemon) residualFound(ctx context.Context, entries []residual.Entry, cl
 	o, log := d.o, d.log
 	log.Errorf("%s holds %d uncontrolled dlm/gfs kernel instance(s) from a cluster stack that went away; it must be reset before it may join the groupd group (residual policy %s)", d.who(), len(entries), o.policy)
 
+	if o.policy != residual.PolicyStay {
+		d.toBeRemoved.Store(true)
+	}
 	if o.policy == residual.PolicyStay {
 		d.stayingOut.Store(true)
 		ad.setPhase(ctx, groupd.PhaseStayingOut)
