@@ -25,7 +25,10 @@ func Example() {
 	}
 	fmt.Printf("we are node %d (%s)\n", me.ID, me.Name)
 
-	nodes, _ := c.Nodes()
+	nodes, err := c.Nodes()
+	if err != nil {
+		log.Fatal(err)
+	}
 	for _, n := range nodes {
 		fmt.Printf("node %d %s %v member=%v votes=%d\n", n.ID, n.Name, n.Addresses, n.Member, n.Votes)
 	}

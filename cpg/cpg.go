@@ -661,8 +661,13 @@ func (h *Handle) Multicast(ctx context.Context, g Guarantee, bufs ...[]byte) err
 		err = h.send(ctx, g, bufs)
 	}
 	if err != nil {
-		if errors.Is(err, cs.ErrNotExist) {
+		switch {
+		case errors.Is(err, cs.ErrNotExist):
 			return fmt.Errorf("cpg multicast: not in a group (Join first): %w", err)
+		case errors.Is(err, cs.ErrInterrupt):
+			// Sending again is over because ctx is done: its error is
+			// what the caller checks for, as after TRY_AGAIN.
+			return fmt.Errorf("cpg multicast: a membership change interrupted the fragmented message (%v), and gave up sending it again: %w", err, ctx.Err())
 		}
 		return fmt.Errorf("cpg multicast: %w", err)
 	}

@@ -89,8 +89,8 @@
 // every receiver, which holds the whole message in memory. CS_ERR_TRY_AGAIN
 // (flow control) is retried with back-off until the context is done (the
 // error then wraps the context's error, not cs.ErrTryAgain), and
-// each handle keeps at most about 4 MiB of its own messages in flight
-// (see Multicast), which keeps flow control rare.
+// each handle aims to keep no more than about 4 MiB of its own messages
+// in flight (see Multicast), which keeps flow control rare.
 //
 // For a fragmented message libcpg handles flow control itself, fragment by
 // fragment: it sleeps 10 ms at a time, up to 100 times per fragment,
