@@ -80,7 +80,8 @@ func notRunning(call string, err error) error {
 
 // Open connects to the local corosync. It wraps quorum_model_initialize
 // (QUORUM_MODEL_V1), votequorum_initialize, cmap_initialize,
-// corosync_cfg_initialize, corosync_cfg_local_get, quorum_fd_get and
+// corosync_cfg_initialize, corosync_cfg_local_get, corosync_cfg_fd_get,
+// quorum_fd_get and
 // quorum_trackstart(CS_TRACK_CURRENT|CS_TRACK_CHANGES), and starts the
 // goroutines that feed Events.
 //

@@ -22,7 +22,8 @@
 //	                                not quorum_getquorate), Cluster.Quorum,
 //	                                Cluster.Nodes (votes, member)
 //	cmap nodelist.node.X.*          Cluster.Nodes, Cluster.LocalNode
-//	corosync_cfg_kill_node          Cluster.KillNode
+//	corosync_cfg_kill_node          Cluster.KillNode (corosync_cfg_fd_get at Open:
+//	                                its descriptor tells a lost connection)
 //	quorum_v1_nodelist_notification_fn_t  Event of kind EventMembership
 //	quorum_v1_quorum_notification_fn_t    Event of kind EventQuorum
 //	struct quorum_ring_id           RingID

@@ -27,6 +27,7 @@ var kindNames = map[EventKind]string{
 	EventError:      "error",
 }
 
+// String returns the kind's name, as in the JSON form.
 func (k EventKind) String() string {
 	if s, ok := kindNames[k]; ok {
 		return s
@@ -104,6 +105,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// String is a one-line description of the event, for logs.
 func (e Event) String() string {
 	switch e.Kind {
 	case EventMembership:

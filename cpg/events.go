@@ -64,7 +64,8 @@ type RingID struct {
 	Seq    uint64
 }
 
-func (r RingID) String() string { return fmt.Sprintf("%d.%x", r.NodeID, r.Seq) }
+// String formats the ring id as corosync's tools do ("a.5": both in hex).
+func (r RingID) String() string { return fmt.Sprintf("%x.%x", r.NodeID, r.Seq) }
 
 // Reason says why a process joined or left a group (cpg_reason_t).
 type Reason uint32
@@ -79,6 +80,9 @@ const (
 	ReasonProcDown  Reason = 5 // CPG_REASON_PROCDOWN: it exited or lost its connection
 )
 
+// String returns the reason's name (join, leave, nodedown, nodeup,
+// procdown, undefined), or "reason(N)" for a value corosync does not
+// define.
 func (r Reason) String() string {
 	switch r {
 	case ReasonUndefined:
@@ -111,6 +115,7 @@ const (
 	Safe      Guarantee = 3 // CPG_TYPE_SAFE (not implemented by corosync)
 )
 
+// String returns the guarantee's name in lower case, or "guarantee(N)".
 func (g Guarantee) String() string {
 	switch g {
 	case Unordered:

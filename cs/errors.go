@@ -120,6 +120,7 @@ func (e Error) Name() string {
 	return fmt.Sprintf("cs_error_t(%d)", int(e))
 }
 
+// Error describes e and names its cs_error_t value.
 func (e Error) Error() string {
 	if d, ok := descriptions[e]; ok {
 		return fmt.Sprintf("%s (%s)", d, names[e])
