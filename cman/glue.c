@@ -79,8 +79,16 @@ static __attribute__((noinline)) void poison_stack(void)
 	}
 }
 
+/*
+ * corosync_cfg_kill_node, called through a pointer that is filled in when
+ * the program is loaded. A first call through the PLT would run the dynamic
+ * linker's lazy resolver in between, which saves registers on the very
+ * stack poison_stack has just filled.
+ */
+static cs_error_t (*volatile cfg_kill_node)(corosync_cfg_handle_t, unsigned int, const char *) = corosync_cfg_kill_node;
+
 cs_error_t cman_kill_node(corosync_cfg_handle_t handle, unsigned int nodeid, const char *reason)
 {
 	poison_stack();
-	return corosync_cfg_kill_node(handle, nodeid, reason);
+	return cfg_kill_node(handle, nodeid, reason);
 }

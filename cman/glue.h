@@ -32,7 +32,8 @@ cs_error_t cman_cmap_get_int(cmap_handle_t handle, const char *key, cmap_value_t
  * returns the error field of its reply buffer, which is uninitialized stack
  * when no reply came: anything, CS_OK included. cman_kill_node first fills
  * the stack that call will use with CMAN_NO_REPLY, a value no reply holds,
- * so that such a call returns CMAN_NO_REPLY.
+ * so that such a call returns CMAN_NO_REPLY (also the first call of a
+ * process: see cfg_kill_node in glue.c).
  */
 #define CMAN_NO_REPLY 0x6e6f7270
 cs_error_t cman_kill_node(corosync_cfg_handle_t handle, unsigned int nodeid, const char *reason);
