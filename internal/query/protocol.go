@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -196,8 +197,10 @@ func (s *Status) Resolve(arg string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	if named, err := s.byName(arg); err == nil && named != id {
-		return 0, fmt.Errorf("%q is node id %s and also the name of node %d: say id:%s or name:%s", arg, arg, named, arg, arg)
+	for _, named := range s.named(arg) {
+		if named != id {
+			return 0, fmt.Errorf("%q is node id %s and also the name of node %d: say id:%s or name:%s", arg, arg, named, arg, arg)
+		}
 	}
 	return id, nil
 }
@@ -216,6 +219,18 @@ func nodeID(v string) (uint32, error) {
 
 // byName finds the one node id named arg.
 func (s *Status) byName(arg string) (uint32, error) {
+	switch found := s.named(arg); len(found) {
+	case 0:
+		return 0, fmt.Errorf("no node named %q is known to groupd; give its node id", arg)
+	case 1:
+		return found[0], nil
+	}
+	return 0, fmt.Errorf("more than one node id is named %q; give the node id", arg)
+}
+
+// named returns the ids of the nodes named arg, in order, anywhere in the
+// status.
+func (s *Status) named(arg string) []uint32 {
 	found := map[uint32]bool{}
 	add := func(id uint32, name string) {
 		if name != "" && name == arg {
@@ -234,15 +249,7 @@ func (s *Status) byName(arg string) (uint32, error) {
 	for _, r := range append(slices.Clone(s.Recovery), s.Closed...) {
 		add(r.NodeID, r.Name)
 	}
-	switch len(found) {
-	case 0:
-		return 0, fmt.Errorf("no node named %q is known to groupd; give its node id", arg)
-	case 1:
-		for id := range found {
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("more than one node id is named %q; give the node id", arg)
+	return slices.Sorted(maps.Keys(found))
 }
 
 // Member is a groupd group member.

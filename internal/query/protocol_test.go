@@ -142,6 +142,8 @@ func TestStatusResolve(t *testing.T) {
 	// the cluster) and node 8 as "8".
 	st.Nodes = append(st.Nodes, Node{NodeID: 12, Name: "lima"}, Node{NodeID: 8, Name: "8"})
 	st.Recovery = append(st.Recovery, RecoverySet{NodeID: 3, Name: "12"})
+	// Node 5 and 6 were both called "5" once (closed sets keep old names).
+	st.Closed = append(st.Closed, RecoverySet{NodeID: 5, Name: "5"}, RecoverySet{NodeID: 6, Name: "5"})
 	tests := []struct {
 		arg     string
 		want    uint32
@@ -162,6 +164,7 @@ func TestStatusResolve(t *testing.T) {
 		{arg: "id:12", want: 12},
 		{arg: "name:12", want: 3},
 		{arg: "8", want: 8}, // its own name
+		{arg: "5", wantErr: `"5" is node id 5 and also the name of node 6`},
 		{arg: "name:bravo", want: 2},
 		{arg: "id:99", want: 99},
 		{arg: "id:bravo", wantErr: "not a node id"},
