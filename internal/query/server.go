@@ -479,8 +479,14 @@ func (s *Server) mayChange(p peer) bool { return p.uid == 0 || p.uid == s.euid }
 // kept for root and the daemon's uid.
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer, reserved bool) {
 	r := bufio.NewReaderSize(c, 4096)
+	// The idle timeout runs from the last request understood: blank,
+	// overlong or malformed lines do not keep a connection.
+	fresh := true
 	for {
-		c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if fresh {
+			c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			fresh = false
+		}
 		line, err := readLine(r, MaxLine)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			s.logf("debug", "query connection from pid %d uid %d closed: no complete request within %v", p.pid, p.uid, s.cfg.IdleTimeout)
@@ -511,6 +517,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, p peer, reserve
 			}
 			continue
 		}
+		fresh = true
 		s.logf("debug", "query %s from pid %d uid %d", req.Op, p.pid, p.uid)
 		if req.Op == OpAck && !s.mayChange(p) {
 			s.logf("warn", "ack of node %d from pid %d uid %d refused: only root or the daemon's uid may acknowledge fencing", req.Node, p.pid, p.uid)

@@ -860,3 +860,46 @@ func TestWatchRefusedOnReservedConnection(t *testing.T) {
 		t.Error("the refused watch was started")
 	}
 }
+
+// Only requests understood keep a connection: one that sends blank or
+// malformed lines is still closed after the idle timeout.
+func TestIdleTimeoutNotResetByJunk(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	srv := serve(t, Config{IdleTimeout: idle}, newFakeHandler())
+	c, err := net.Dial("unix", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	type end struct {
+		after time.Duration
+		read  string
+	}
+	closed := make(chan end, 1)
+	go func() {
+		b, _ := io.ReadAll(c)
+		closed <- end{time.Since(start), string(b)}
+	}()
+	for i := 0; i < 20; i++ {
+		line := "\n"
+		if i%2 == 1 {
+			line = "not json\n"
+		}
+		if _, err := c.Write([]byte(line)); err != nil {
+			break // closed, as it should be
+		}
+		select {
+		case e := <-closed:
+			if !strings.Contains(e.read, `"closing":true`) {
+				t.Errorf("connection ended with %q, want the closing line", e.read)
+			}
+			if e.after > 5*idle {
+				t.Errorf("closed after %v of junk, want about %v", e.after, idle)
+			}
+			return
+		case <-time.After(idle / 4):
+		}
+	}
+	t.Fatalf("still open after %v of junk lines (idle timeout %v)", time.Since(start), idle)
+}
