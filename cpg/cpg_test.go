@@ -678,7 +678,7 @@ func cpgtoolMembers(t *testing.T) map[string]map[string]bool {
 			continue
 		}
 		if !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, " ") {
-			cur = strings.TrimRight(line, "\\x00")
+			cur = strings.TrimRight(line, "\x00") // -e: names unescaped, NULs as they are
 			cur = strings.TrimSpace(cur)
 			groups[cur] = map[string]bool{}
 			continue
@@ -974,6 +974,9 @@ func TestSlowConsumer(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for h.Pending() < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if p := h.Pending(); p < n {
+		t.Fatalf("%d of %d messages queued after 30 s without reading, want all of them", p, n)
 	}
 	i := 0
 	for i < n {

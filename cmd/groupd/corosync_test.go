@@ -721,7 +721,9 @@ func TestCorosyncGoneExitsQuickly(t *testing.T) {
 		polls++
 		if code == 0 {
 			var st toolStatus
-			json.Unmarshal([]byte(out), &st)
+			if err := json.Unmarshal([]byte(out), &st); err != nil {
+				t.Fatalf("status --json after corosync died answered %q: %v", out, err)
+			}
 			if st.Joined || len(st.Members) > 0 || st.Phase == "joined" {
 				t.Errorf("%s after corosync died, status still reports a membership: %s", time.Since(gone), out)
 			}
@@ -853,7 +855,13 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	eventually(t, 10*time.Second, "the fence command runs", func() bool { _, err := os.Stat(marker); return err == nil })
 	before := len(notified())
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// The signal is seen once it is logged; then the extension is sent.
+	eventually(t, 10*time.Second, "the first signal is logged", func() bool {
+		return strings.Contains(d.log.String(), "send it again to abandon the fence") || !d.running()
+	})
+	eventually(t, 10*time.Second, "groupd asks systemd for more time", func() bool {
+		return slices.ContainsFunc(notified()[before:], func(m string) bool { return strings.HasPrefix(m, "EXTEND_TIMEOUT_USEC=") }) || !d.running()
+	})
 	if !d.running() {
 		t.Fatalf("groupd exited on the first signal while fencing itself (status %d)", d.wait(time.Second))
 	}

@@ -274,9 +274,14 @@ func TestRunSuccessWithHelperHoldingOutput(t *testing.T) {
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("Run = %+v, %v; want success", res, err)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := os.Stat(filepath.Join(dir, "late")); err != nil {
-		t.Error("the helper of a successful fence command was killed")
+	// It touches the file a second in; give a loaded machine time.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "late")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the helper of a successful fence command was killed")
+		}
 	}
 }
 
