@@ -161,14 +161,18 @@ func TestKillFailureAtStopLogged(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		k := &fakeKiller{err: errors.New("boom"), block: make(chan struct{}), entered: make(chan struct{}, 1)}
 		log := &warnLog{}
-		_, events, cancel, done := newTestDaemonLog(t, k, &fakeHello{}, log)
+		d, events, cancel, done := newTestDaemonLog(t, k, &fakeHello{}, log)
 		node2ProcDown(events)
 		<-k.entered
 		cancel()
-		time.Sleep(10 * time.Millisecond) // Run waits out the effect's grace
+		// The loop has stopped (it publishes the stopped phase on its
+		// way out, then waits out the effect's grace): only now may
+		// the kill fail.
+		waitFor(t, "the loop to stop", func() bool { return d.Snapshot().Phase == PhaseStopped })
 		close(k.block)
 		done <- <-done
-		waitFor(t, "the failed kill in the log", func() bool { return log.has("could not kill node 2") })
+		// Logged by the stop path, not by the machine: "still needs fencing".
+		waitFor(t, "the failed kill in the log", func() bool { return log.has("could not kill node 2 from the cluster: boom; it still needs fencing") })
 	}
 }
 
