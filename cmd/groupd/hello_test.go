@@ -109,7 +109,9 @@ func TestHelloOneBackgroundRetry(t *testing.T) {
 	f.mu.Lock()
 	f.fails, f.calls = 3, 0 // both later hellos and the first retry fail
 	f.mu.Unlock()
-	s.backoff = 20 * time.Millisecond
+	// Long enough that the second hello comes while the first retry
+	// still waits, also on a loaded machine.
+	s.backoff = 300 * time.Millisecond
 	s.SendHello([]byte("hi"))
 	s.SendHello([]byte("hi"))
 	waitRetries(t, s)

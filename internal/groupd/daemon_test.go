@@ -343,17 +343,13 @@ func TestDaemonStopsWhileKillBlocked(t *testing.T) {
 		t.Fatal("the kill was never called")
 	}
 	close(events)
-	start := time.Now()
 	select {
 	case err := <-done:
 		done <- err
 		if !errors.Is(err, ErrInputClosed) {
 			t.Errorf("Run = %v, want ErrInputClosed", err)
 		}
-		if took := time.Since(start); took > effectGrace+time.Second {
-			t.Errorf("Run took %s to return", took)
-		}
-	case <-time.After(effectGrace + 5*time.Second):
+	case <-time.After(effectGrace + 5*time.Second): // the kill never returns: Run did not wait for it
 		t.Fatal("Run did not return while a kill was stuck in corosync")
 	}
 	if d.Snapshot().Phase != PhaseStopped {
