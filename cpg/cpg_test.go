@@ -87,7 +87,10 @@ func childMain() int {
 	go func() {
 		waitMembers(r.confchgs, 3)
 		for i := 0; i < total/3; i++ {
-			h.Multicast(ctx, cpg.Agreed, payload(fmt.Sprint("child", os.Getpid()), i))
+			if err := h.Multicast(ctx, cpg.Agreed, payload(fmt.Sprint("child", os.Getpid()), i)); err != nil {
+				fmt.Println("error", err) // the parent's waitFor fails on it
+				return
+			}
 		}
 	}()
 	fmt.Println("digest", r.digest(total))
